@@ -1,0 +1,161 @@
+// pali.h: the C API of pali's native core.
+//
+// Conventions (as in llama.h): opaque handles, *_default_params(), init/free pairs, int status codes.
+// No function throws or aborts on bad input: it returns a negative status and records a message that
+// pali_last_error() returns on the same thread. Strings returned by the library stay valid until the
+// next call on the same thread unless noted.
+#ifndef PALI_H
+#define PALI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(PALI_SHARED)
+#    ifdef PALI_BUILD
+#        define PALI_API __declspec(dllexport)
+#    else
+#        define PALI_API __declspec(dllimport)
+#    endif
+#elif defined(PALI_SHARED)
+#    define PALI_API __attribute__((visibility("default")))
+#else
+#    define PALI_API
+#endif
+
+// ---- status codes --------------------------------------------------------------------------------
+
+enum pali_status {
+    PALI_OK                      =  0,
+    PALI_ERR_INVALID_ARGUMENT    = -1,
+    PALI_ERR_MODEL_FORMAT        = -2,
+    PALI_ERR_UNSUPPORTED_MODEL   = -3,
+    PALI_ERR_BACKEND             = -4,
+    PALI_ERR_ABORTED             = -5,
+    PALI_ERR_OUT_OF_MEMORY       = -6,
+    PALI_ERR_IO                  = -7,
+    PALI_ERR_INTERNAL            = -99,
+};
+
+// Stable name of a status ("PALI_ERR_MODEL_FORMAT"); "PALI_ERR_UNKNOWN" for anything else.
+PALI_API const char * pali_status_name(int32_t status);
+
+// Message of the last failed call on this thread ("" when none).
+PALI_API const char * pali_last_error(void);
+
+// ---- logging -------------------------------------------------------------------------------------
+
+enum pali_log_level {
+    PALI_LOG_DEBUG = 1,
+    PALI_LOG_INFO  = 2,
+    PALI_LOG_WARN  = 3,
+    PALI_LOG_ERROR = 4,
+};
+
+// Receives pali's, libllama's and ggml's messages. May be called from any thread.
+typedef void (*pali_log_callback)(enum pali_log_level level, const char * text, void * user_data);
+
+// NULL restores the default: WARN and ERROR to stderr.
+PALI_API void pali_log_set(pali_log_callback callback, void * user_data);
+
+// ---- library and devices -------------------------------------------------------------------------
+
+// Loads the ggml backends found in dir (the CPU variant that fits this processor, GPU backends that
+// were built). Safe to call more than once; only the first call loads. dir may be NULL.
+PALI_API void pali_backend_init(const char * dir);
+
+PALI_API const char * pali_version(void);        // pali's own version
+PALI_API const char * pali_llama_version(void);  // llama.cpp release tag and commit it was built from
+PALI_API const char * pali_ggml_version(void);   // ggml_version() of the loaded ggml
+PALI_API const char * pali_build_mode(void);     // "prebuilt" or "source"
+
+enum pali_device_type {
+    PALI_DEVICE_CPU   = 0,
+    PALI_DEVICE_GPU   = 1,
+    PALI_DEVICE_IGPU  = 2,
+    PALI_DEVICE_ACCEL = 3,
+};
+
+struct pali_device_info {
+    const char *          name;         // "CPU", "CUDA0", ...
+    const char *          description;  // processor or GPU model
+    const char *          backend;      // backend registry name ("CPU", "CUDA", "Metal", "Vulkan")
+    enum pali_device_type type;
+    uint64_t              memory_free;  // bytes
+    uint64_t              memory_total; // bytes
+};
+
+PALI_API int32_t pali_device_count(void);
+PALI_API int32_t pali_device_get(int32_t index, struct pali_device_info * out);
+
+// Features of the CPU backend in use, "NAME=VALUE" pairs separated by ";" (e.g. "AVX2=1;AVX512=1").
+PALI_API const char * pali_cpu_features(void);
+
+// Threads pali uses by default: the number of physical cores, at least 1.
+PALI_API int32_t pali_default_threads(void);
+
+// ---- GGUF metadata, as ggml's own reader sees it -------------------------------------------------
+
+// Reads the metadata and tensor index of a GGUF file with ggml's gguf reader and returns them as JSON
+// in *out_json (free with pali_string_free). Meant for inspection and as an independent check of
+// the TypeScript reader. Callers validate untrusted files first.
+PALI_API int32_t pali_gguf_metadata_json(const char * path, char ** out_json);
+
+PALI_API void pali_string_free(char * s);
+
+// ---- quantization (libllama's quantizer) ---------------------------------------------------------
+
+struct pali_quantize_params {
+    const char * type;     // "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k", "f16", "bf16", "f32"
+    int32_t      n_threads; // <= 0: pali_default_threads()
+};
+
+PALI_API struct pali_quantize_params pali_quantize_default_params(void);
+
+// Quantizes a libllama-loadable GGUF (a text model) with llama.cpp's choices of which tensors keep
+// more precision. The output is written to a temporary file beside out_path and renamed into place.
+PALI_API int32_t pali_quantize_model(const char * in_path, const char * out_path, struct pali_quantize_params params);
+
+// ---- text model (libllama) -----------------------------------------------------------------------
+
+typedef struct pali_text_model pali_text_model;
+
+// Called with progress in [0, 1]; return false to abort the load.
+typedef bool (*pali_progress_callback)(float progress, void * user_data);
+
+struct pali_text_model_params {
+    int32_t                n_gpu_layers;   // layers to offload when a GPU backend is present (-1: all)
+    bool                   use_mmap;
+    pali_progress_callback progress;
+    void *                 progress_user_data;
+};
+
+PALI_API struct pali_text_model_params pali_text_model_default_params(void);
+
+PALI_API int32_t pali_text_model_load(const char * path, struct pali_text_model_params params, pali_text_model ** out);
+PALI_API void    pali_text_model_free(pali_text_model * model);
+
+struct pali_text_model_info {
+    const char * description; // llama_model_desc()
+    uint64_t     n_params;
+    uint64_t     size_bytes;
+    int32_t      n_embd;
+    int32_t      n_layer;
+    int32_t      n_vocab;
+    int32_t      n_ctx_train;
+};
+
+PALI_API int32_t pali_text_model_get_info(const pali_text_model * model, struct pali_text_model_info * out);
+
+// A metadata value as libllama's loader stored it (stringified); PALI_ERR_INVALID_ARGUMENT when absent.
+PALI_API int32_t pali_text_model_meta(const pali_text_model * model, const char * key, char * buf, size_t buf_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // PALI_H

@@ -1,0 +1,122 @@
+// Module entry: library info, logging, GGUF metadata and quantization. Marshalling only.
+#include "common.h"
+
+#include <memory>
+#include <string>
+
+namespace pali_addon {
+namespace {
+
+Napi::Value BackendInit(const Napi::CallbackInfo & info) {
+    std::string dir = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    pali_backend_init(dir.c_str());
+    return info.Env().Undefined();
+}
+
+Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("version", pali_version());
+    out.Set("llamaCpp", pali_llama_version());
+    out.Set("ggml", pali_ggml_version());
+    out.Set("buildMode", pali_build_mode());
+    out.Set("cpuFeatures", pali_cpu_features());
+    out.Set("defaultThreads", pali_default_threads());
+    Napi::Array devices = Napi::Array::New(env);
+    for (int32_t i = 0; i < pali_device_count(); i++) {
+        pali_device_info d;
+        if (pali_device_get(i, &d) != PALI_OK) continue;
+        static const char * types[] = { "cpu", "gpu", "igpu", "accel" };
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", d.name);
+        o.Set("description", d.description);
+        o.Set("backend", d.backend);
+        o.Set("type", types[d.type]);
+        o.Set("memoryFree", Napi::Number::New(env, (double) d.memory_free));
+        o.Set("memoryTotal", Napi::Number::New(env, (double) d.memory_total));
+        devices.Set(devices.Length(), o);
+    }
+    out.Set("devices", devices);
+    return out;
+}
+
+Napi::Value GgufMetadataJson(const Napi::CallbackInfo & info) {
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    auto json = std::make_shared<std::string>();
+    return run_async(
+        info.Env(),
+        [path, json]() {
+            char * out = nullptr;
+            int32_t status = pali_gguf_metadata_json(path.c_str(), &out);
+            if (status == PALI_OK) {
+                *json = out;
+                pali_string_free(out);
+            }
+            return status;
+        },
+        [json](Napi::Env env) { return Napi::String::New(env, *json); });
+}
+
+Napi::Value Quantize(const Napi::CallbackInfo & info) {
+    std::string in   = info[0].As<Napi::String>().Utf8Value();
+    std::string out  = info[1].As<Napi::String>().Utf8Value();
+    std::string type = info[2].As<Napi::String>().Utf8Value();
+    int32_t threads  = info[3].As<Napi::Number>().Int32Value();
+    return run_async(
+        info.Env(),
+        [in, out, type, threads]() {
+            pali_quantize_params p = pali_quantize_default_params();
+            p.type      = type.c_str();
+            p.n_threads = threads;
+            return pali_quantize_model(in.c_str(), out.c_str(), p);
+        },
+        [](Napi::Env env) { return env.Undefined(); });
+}
+
+// Log forwarding: native threads hand messages to JS through a thread-safe function.
+struct LogMessage { int level; std::string text; };
+Napi::ThreadSafeFunction g_log_tsfn;
+int g_log_min_level = PALI_LOG_WARN;
+
+void log_to_js(pali_log_level level, const char * text, void *) {
+    if ((int) level < g_log_min_level) return;
+    auto * msg = new LogMessage{ (int) level, text };
+    napi_status s = g_log_tsfn.NonBlockingCall(msg, [](Napi::Env env, Napi::Function fn, LogMessage * m) {
+        fn.Call({ Napi::Number::New(env, m->level), Napi::String::New(env, m->text) });
+        delete m;
+    });
+    if (s != napi_ok) delete msg;
+}
+
+Napi::Value SetLogCallback(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (g_log_tsfn) {
+        pali_log_set(nullptr, nullptr);
+        g_log_tsfn.Release();
+        g_log_tsfn = Napi::ThreadSafeFunction();
+    }
+    if (info.Length() > 0 && info[0].IsFunction()) {
+        g_log_min_level = info.Length() > 1 ? info[1].As<Napi::Number>().Int32Value() : PALI_LOG_WARN;
+        g_log_tsfn = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "pali-log", 0, 1);
+        g_log_tsfn.Unref(env);  // logging alone must not keep the process alive
+        pali_log_set(log_to_js, nullptr);
+    }
+    return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    exports.Set("backendInit", Napi::Function::New(env, BackendInit));
+    exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
+    exports.Set("ggufMetadataJson", Napi::Function::New(env, GgufMetadataJson));
+    exports.Set("quantize", Napi::Function::New(env, Quantize));
+    exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallback));
+    init_text_model(env, exports);
+    return exports;
+}
+
+} // namespace
+} // namespace pali_addon
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return pali_addon::Init(env, exports); }
+
+NODE_API_MODULE(pali, InitModule)

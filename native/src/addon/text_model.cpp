@@ -1,0 +1,96 @@
+// TextModel: a libllama-loaded decoder handle. Loading runs on a worker thread.
+#include "common.h"
+
+#include <memory>
+#include <string>
+
+namespace pali_addon {
+namespace {
+
+class TextModel : public Napi::ObjectWrap<TextModel> {
+  public:
+    static Napi::FunctionReference constructor;
+
+    static void Init(Napi::Env env, Napi::Object exports) {
+        Napi::Function fn = DefineClass(env, "TextModel", {
+            StaticMethod("load", &TextModel::Load),
+            InstanceMethod("info", &TextModel::Info),
+            InstanceMethod("meta", &TextModel::Meta),
+            InstanceMethod("dispose", &TextModel::Dispose),
+        });
+        constructor = Napi::Persistent(fn);
+        exports.Set("TextModel", fn);
+    }
+
+    explicit TextModel(const Napi::CallbackInfo & info) : Napi::ObjectWrap<TextModel>(info) {
+        if (info.Length() > 0 && info[0].IsExternal()) {
+            model_ = info[0].As<Napi::External<pali_text_model>>().Data();
+        }
+    }
+
+    ~TextModel() override { pali_text_model_free(model_); }
+
+  private:
+    pali_text_model * model_ = nullptr;
+
+    // load(path, { gpuLayers, useMmap }) -> Promise<TextModel>
+    static Napi::Value Load(const Napi::CallbackInfo & info) {
+        std::string path = info[0].As<Napi::String>().Utf8Value();
+        Napi::Object opts = info[1].As<Napi::Object>();
+        pali_text_model_params params = pali_text_model_default_params();
+        params.n_gpu_layers = opts.Get("gpuLayers").As<Napi::Number>().Int32Value();
+        params.use_mmap     = opts.Get("useMmap").As<Napi::Boolean>().Value();
+        auto slot = std::make_shared<pali_text_model *>(nullptr);
+        return run_async(
+            info.Env(),
+            [path, params, slot]() { return pali_text_model_load(path.c_str(), params, slot.get()); },
+            [slot](Napi::Env env) -> Napi::Value {
+                Napi::Value handle = constructor.New({ Napi::External<pali_text_model>::New(env, *slot) });
+                *slot = nullptr;
+                return handle;
+            });
+    }
+
+    Napi::Value Info(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        pali_text_model_info mi;
+        int32_t status = pali_text_model_get_info(model_, &mi);
+        if (status != PALI_OK) throw status_error(env, status, pali_last_error());
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("description", mi.description);
+        o.Set("params", Napi::Number::New(env, (double) mi.n_params));
+        o.Set("sizeBytes", Napi::Number::New(env, (double) mi.size_bytes));
+        o.Set("embeddingLength", mi.n_embd);
+        o.Set("layers", mi.n_layer);
+        o.Set("vocabSize", mi.n_vocab);
+        o.Set("contextLength", mi.n_ctx_train);
+        return o;
+    }
+
+    Napi::Value Meta(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        std::string key = info[0].As<Napi::String>().Utf8Value();
+        std::string buf(4096, '\0');
+        int32_t n = pali_text_model_meta(model_, key.c_str(), buf.data(), buf.size());
+        if (n < 0) return env.Undefined();
+        if ((size_t) n >= buf.size()) {
+            buf.assign((size_t) n + 1, '\0');
+            n = pali_text_model_meta(model_, key.c_str(), buf.data(), buf.size());
+        }
+        return Napi::String::New(env, buf.c_str(), (size_t) n);
+    }
+
+    Napi::Value Dispose(const Napi::CallbackInfo & info) {
+        pali_text_model_free(model_);
+        model_ = nullptr;
+        return info.Env().Undefined();
+    }
+};
+
+Napi::FunctionReference TextModel::constructor;
+
+} // namespace
+
+void init_text_model(Napi::Env env, Napi::Object exports) { TextModel::Init(env, exports); }
+
+} // namespace pali_addon

@@ -1,0 +1,39 @@
+// Internal helpers shared by the core's translation units.
+#pragma once
+
+#include "pali.h"
+
+#include <string>
+
+namespace pali {
+
+// Records msg as this thread's last error and returns status, so that callers can `return fail(...)`.
+int32_t fail(int32_t status, const std::string & msg);
+
+// Clears this thread's last error.
+void clear_error();
+
+// Logs through the callback set with pali_log_set().
+void log(pali_log_level level, const char * fmt, ...);
+
+// Runs fn and turns any C++ exception into a status, so nothing throws across the C API.
+template <typename F>
+int32_t guard(const char * what, F && fn) {
+    try {
+        clear_error();
+        return fn();
+    } catch (const std::bad_alloc &) {
+        return fail(PALI_ERR_OUT_OF_MEMORY, std::string(what) + ": out of memory");
+    } catch (const std::exception & e) {
+        return fail(PALI_ERR_INTERNAL, std::string(what) + ": " + e.what());
+    } catch (...) {
+        return fail(PALI_ERR_INTERNAL, std::string(what) + ": unknown error");
+    }
+}
+
+} // namespace pali
+
+namespace pali {
+// Routes libllama's and ggml's logs into pali's sink.
+void install_log_sinks();
+} // namespace pali

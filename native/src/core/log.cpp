@@ -1,0 +1,76 @@
+// One log sink for pali, libllama and ggml.
+#include "internal.h"
+
+#include "ggml.h"
+#include "llama.h"
+
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+
+namespace {
+
+std::mutex          g_mutex;
+pali_log_callback   g_callback  = nullptr;
+void *              g_user_data = nullptr;
+
+void default_sink(pali_log_level level, const char * text, void *) {
+    if (level >= PALI_LOG_WARN) {
+        fputs(text, stderr);
+    }
+}
+
+void emit(pali_log_level level, const char * text) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (g_callback) {
+        g_callback(level, text, g_user_data);
+    } else {
+        default_sink(level, text, nullptr);
+    }
+}
+
+// ggml continues a message with GGML_LOG_LEVEL_CONT; it keeps the level of the line it continues.
+std::atomic<int> g_last_level{PALI_LOG_INFO};
+
+void ggml_sink(ggml_log_level level, const char * text, void *) {
+    pali_log_level l;
+    switch (level) {
+        case GGML_LOG_LEVEL_DEBUG: l = PALI_LOG_DEBUG; break;
+        case GGML_LOG_LEVEL_WARN:  l = PALI_LOG_WARN;  break;
+        case GGML_LOG_LEVEL_ERROR: l = PALI_LOG_ERROR; break;
+        case GGML_LOG_LEVEL_CONT:  l = (pali_log_level) g_last_level.load(); break;
+        default:                   l = PALI_LOG_INFO;  break;
+    }
+    g_last_level = l;
+    emit(l, text);
+}
+
+} // namespace
+
+namespace pali {
+
+void log(pali_log_level level, const char * fmt, ...) {
+    char buf[1024];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, args);
+    va_end(args);
+    emit(level, buf);
+}
+
+void install_log_sinks() {
+    llama_log_set(ggml_sink, nullptr);
+    ggml_log_set(ggml_sink, nullptr);
+}
+
+} // namespace pali
+
+extern "C" void pali_log_set(pali_log_callback callback, void * user_data) {
+    {
+        std::lock_guard<std::mutex> lock(g_mutex);
+        g_callback  = callback;
+        g_user_data = user_data;
+    }
+    pali::install_log_sinks();
+}

@@ -1,0 +1,71 @@
+/** `pali info [-m FILE.gguf] [--json]`: versions, backends, devices, CPU features, and a model file's metadata. */
+import { systemInfo } from "@pali/core";
+import { metadataToJson, readGGUF, summarize } from "@pali/gguf";
+import { formatBytes, formatCount, type Io } from "../output.js";
+
+export const infoHelp = `Usage: pali info [-m FILE.gguf] [--json]
+
+Shows pali's version, the llama.cpp/ggml it runs on, backends and devices, CPU features and default
+threads. With -m, also the GGUF file's metadata: architecture, tensors, sizes, quantization types and
+paligemma.* keys.
+
+Options:
+  -m, --model FILE   a GGUF file to describe
+      --json         print one JSON document and nothing else
+`;
+
+export interface InfoOptions {
+  model?: string | undefined;
+  json: boolean;
+}
+
+async function describeModel(path: string) {
+  const file = await readGGUF(path);
+  const summary = summarize(file);
+  const metadata: Record<string, unknown> = {};
+  const paligemma: Record<string, unknown> = {};
+  for (const [key, value] of file.metadata) {
+    metadata[key] = metadataToJson(value, 8);
+    if (key.startsWith("paligemma.")) paligemma[key.slice("paligemma.".length)] = metadataToJson(value);
+  }
+  return { path, fileSize: file.fileSize, ggufVersion: file.version, ...summary, paligemma, metadata };
+}
+
+export async function info(options: InfoOptions, io: Io): Promise<number> {
+  const system = systemInfo();
+  const model = options.model === undefined ? undefined : await describeModel(options.model);
+  if (options.json) {
+    io.stdout(`${JSON.stringify({ ...system, ...(model ? { model } : {}) }, null, 2)}\n`);
+    return 0;
+  }
+  const lines = [
+    `pali ${system.pali}`,
+    `llama.cpp ${system.llamaCpp}, ggml ${system.ggml} (${system.buildMode})`,
+    `default threads: ${system.defaultThreads}`,
+    `CPU features: ${Object.keys(system.cpuFeatures).join(" ") || "(none reported)"}`,
+    "devices:",
+    ...system.devices.map(
+      (d) =>
+        `  ${d.name.padEnd(8)} ${d.backend.padEnd(7)} ${d.type.padEnd(5)} ${formatBytes(d.memoryTotal).padStart(10)}  ${d.description}`,
+    ),
+  ];
+  if (model) {
+    lines.push(
+      "",
+      `model: ${model.path}`,
+      `  GGUF v${model.ggufVersion}, ${formatBytes(model.fileSize)}`,
+      `  architecture: ${model.architecture ?? "(not set)"}${model.name ? `, name: ${model.name}` : ""}`,
+      `  tensors: ${model.tensorCount} (${formatBytes(model.tensorBytes)}, ${formatCount(model.parameterCount)} parameters)`,
+      `  types: ${Object.entries(model.tensorTypes)
+        .map(([t, n]) => `${t}×${n}`)
+        .join(", ")}`,
+    );
+    const pg = Object.entries(model.paligemma);
+    if (pg.length > 0) {
+      lines.push("  paligemma:");
+      for (const [k, v] of pg) lines.push(`    ${k} = ${JSON.stringify(v)}`);
+    }
+  }
+  io.stdout(`${lines.join("\n")}\n`);
+  return 0;
+}

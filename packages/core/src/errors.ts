@@ -1,0 +1,95 @@
+/**
+ * Every error pali hands to a user is a PaliError with a stable `code`, a message that says what to do,
+ * and the underlying `cause` where there is one.
+ */
+export const ErrorCode = {
+  InvalidArgument: "ERR_INVALID_ARGUMENT",
+  ModelFormat: "ERR_MODEL_FORMAT",
+  UnsupportedModel: "ERR_UNSUPPORTED_MODEL",
+  ImageDecode: "ERR_IMAGE_DECODE",
+  ContextOverflow: "ERR_CONTEXT_OVERFLOW",
+  Aborted: "ERR_ABORTED",
+  Disposed: "ERR_DISPOSED",
+  Backend: "ERR_BACKEND",
+  NativeBinary: "ERR_NATIVE_BINARY",
+  OutOfMemory: "ERR_OUT_OF_MEMORY",
+  Io: "ERR_IO",
+  Internal: "ERR_INTERNAL",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class PaliError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+export class InvalidArgumentError extends PaliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.InvalidArgument, message, options);
+  }
+}
+
+export class ModelFormatError extends PaliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.ModelFormat, message, options);
+  }
+}
+
+export class UnsupportedModelError extends PaliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.UnsupportedModel, message, options);
+  }
+}
+
+export class AbortError extends PaliError {
+  constructor(message = "The operation was aborted", options?: { cause?: unknown }) {
+    super(ErrorCode.Aborted, message, options);
+  }
+}
+
+export class DisposedError extends PaliError {
+  constructor(what: string) {
+    super(ErrorCode.Disposed, `${what} was disposed; create a new one to continue`);
+  }
+}
+
+export class NativeBinaryError extends PaliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.NativeBinary, message, options);
+  }
+}
+
+export class IoError extends PaliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Io, message, options);
+  }
+}
+
+/** Native status names (pali.h `enum pali_status`) and the codes they become. */
+const nativeStatusCodes: Record<string, ErrorCode> = {
+  PALI_ERR_INVALID_ARGUMENT: ErrorCode.InvalidArgument,
+  PALI_ERR_MODEL_FORMAT: ErrorCode.ModelFormat,
+  PALI_ERR_UNSUPPORTED_MODEL: ErrorCode.UnsupportedModel,
+  PALI_ERR_BACKEND: ErrorCode.Backend,
+  PALI_ERR_ABORTED: ErrorCode.Aborted,
+  PALI_ERR_OUT_OF_MEMORY: ErrorCode.OutOfMemory,
+  PALI_ERR_IO: ErrorCode.Io,
+};
+
+/** The one place where an error thrown by the addon becomes a PaliError. */
+export function fromNativeError(error: unknown, context: string): PaliError {
+  if (error instanceof PaliError) return error;
+  const statusName = typeof error === "object" && error !== null && "statusName" in error ? String(error.statusName) : undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (statusName && nativeStatusCodes[statusName]) || ErrorCode.Internal;
+  return new PaliError(code, `${context}: ${message}`, { cause: error });
+}

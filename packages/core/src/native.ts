@@ -1,0 +1,107 @@
+/**
+ * The native addon: where it is, how it is loaded, and its whole contract, typed in this one file.
+ * Everything above this file talks to native code through these types only.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { NativeBinaryError } from "./errors.js";
+
+export interface NativeDeviceInfo {
+  name: string;
+  description: string;
+  backend: string;
+  type: "cpu" | "gpu" | "igpu" | "accel";
+  memoryFree: number;
+  memoryTotal: number;
+}
+
+export interface NativeSystemInfo {
+  version: string;
+  llamaCpp: string;
+  ggml: string;
+  buildMode: "prebuilt" | "source";
+  /** "NAME=VALUE" pairs separated by ";" */
+  cpuFeatures: string;
+  defaultThreads: number;
+  devices: NativeDeviceInfo[];
+}
+
+export interface NativeTextModelInfo {
+  description: string;
+  params: number;
+  sizeBytes: number;
+  embeddingLength: number;
+  layers: number;
+  vocabSize: number;
+  contextLength: number;
+}
+
+export interface NativeTextModel {
+  info(): NativeTextModelInfo;
+  meta(key: string): string | undefined;
+  dispose(): void;
+}
+
+export interface NativeTextModelConstructor {
+  load(path: string, options: { gpuLayers: number; useMmap: boolean }): Promise<NativeTextModel>;
+}
+
+/** pali.h `enum pali_log_level` */
+export type NativeLogLevel = 1 | 2 | 3 | 4;
+
+export interface NativeAddon {
+  backendInit(dir: string): void;
+  systemInfo(): NativeSystemInfo;
+  ggufMetadataJson(path: string): Promise<string>;
+  quantize(input: string, output: string, type: string, threads: number): Promise<void>;
+  setLogCallback(callback: ((level: NativeLogLevel, text: string) => void) | null, minLevel?: NativeLogLevel): void;
+  TextModel: NativeTextModelConstructor;
+}
+
+const require = createRequire(import.meta.url);
+
+/** The addon's path: $PALI_NATIVE_PATH, or the build output of @pali/native. */
+export function nativeBinaryPath(): string {
+  const override = process.env.PALI_NATIVE_PATH;
+  if (override) return override;
+  let packageDir: string;
+  try {
+    packageDir = dirname(require.resolve("@pali/native/package.json"));
+  } catch (cause) {
+    throw new NativeBinaryError(
+      "The @pali/native package is not installed. Run `corepack pnpm install` at the repository root.",
+      { cause },
+    );
+  }
+  return join(packageDir, "build", "Release", "pali.node");
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon once and initialises its backends (the CPU variant for this processor, GPUs). */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const path = nativeBinaryPath();
+  if (!existsSync(path)) {
+    throw new NativeBinaryError(
+      `pali's native addon is missing (looked for ${path}). Build it with \`corepack pnpm build\` ` +
+        "(needs cmake and a C++ compiler), or reinstall pali for this platform.",
+    );
+  }
+  let addon: NativeAddon;
+  try {
+    addon = require(path) as NativeAddon;
+  } catch (cause) {
+    throw new NativeBinaryError(
+      `pali's native addon at ${path} could not be loaded on ${process.platform}-${process.arch} ` +
+        `(Node ${process.versions.node}): ${(cause as Error).message}. It was probably built for another ` +
+        "platform or is damaged: rebuild it with `corepack pnpm --filter @pali/native build`, " +
+        "after deleting native/build.",
+      { cause },
+    );
+  }
+  addon.backendInit(dirname(path));
+  cached = addon;
+  return addon;
+}

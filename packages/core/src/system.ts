@@ -1,0 +1,52 @@
+/** What the native core was built from and what it runs on. */
+import { loadNative, type NativeDeviceInfo, type NativeLogLevel } from "./native.js";
+import { expectOneOf } from "./validate.js";
+
+export interface SystemInfo {
+  pali: string;
+  llamaCpp: string;
+  ggml: string;
+  buildMode: "prebuilt" | "source";
+  devices: NativeDeviceInfo[];
+  /** CPU features the loaded CPU backend uses, e.g. { AVX2: "1", AVX512: "1" } */
+  cpuFeatures: Record<string, string>;
+  defaultThreads: number;
+}
+
+export function systemInfo(): SystemInfo {
+  const info = loadNative().systemInfo();
+  const cpuFeatures: Record<string, string> = {};
+  for (const pair of info.cpuFeatures.split(";")) {
+    const [name, value] = pair.split("=");
+    if (name) cpuFeatures[name] = value ?? "";
+  }
+  return {
+    pali: info.version,
+    llamaCpp: info.llamaCpp,
+    ggml: info.ggml,
+    buildMode: info.buildMode,
+    devices: info.devices,
+    cpuFeatures,
+    defaultThreads: info.defaultThreads,
+  };
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const levels: LogLevel[] = ["debug", "info", "warn", "error"];
+
+/**
+ * Routes pali's, libllama's and ggml's log lines (at `minLevel` and above) to `logger`; `null`
+ * restores the default (warnings and errors to stderr).
+ */
+export function setLogger(logger: ((level: LogLevel, text: string) => void) | null, minLevel: LogLevel = "warn"): void {
+  expectOneOf(minLevel, "minLevel", levels);
+  const native = loadNative();
+  if (logger === null) {
+    native.setLogCallback(null);
+    return;
+  }
+  native.setLogCallback(
+    (level, text) => logger(levels[level - 1] ?? "info", text),
+    (levels.indexOf(minLevel) + 1) as NativeLogLevel,
+  );
+}
