@@ -120,6 +120,18 @@ PALI_API struct pali_quantize_params pali_quantize_default_params(void);
 // more precision. The output is written to a temporary file beside out_path and renamed into place.
 PALI_API int32_t pali_quantize_model(const char * in_path, const char * out_path, struct pali_quantize_params params);
 
+// ---- tensor conversion (ggml's converters and quantizers) -------------------------------------
+
+// Bytes that n_per_row values take in the named ggml type ("f32", "f16", "bf16", "q8_0", "q4_K", ...;
+// case-insensitive), or a negative status for an unknown type or a row length that is not whole blocks.
+PALI_API int64_t pali_row_size(const char * type, int64_t n_per_row);
+
+// Converts n_rows rows of n_per_row float32 values into dst in the named ggml type, with ggml's reference
+// converters (f16, bf16: round to nearest even) and quantizers (q8_0, k-quants, ...), on n_threads
+// threads (<= 0: pali_default_threads()). dst_size must be n_rows * pali_row_size(type, n_per_row).
+PALI_API int32_t pali_convert_rows(const char * type, const float * src, int64_t n_rows, int64_t n_per_row,
+                                   void * dst, size_t dst_size, int32_t n_threads);
+
 // ---- text model (libllama) -----------------------------------------------------------------------
 
 typedef struct pali_text_model pali_text_model;
@@ -151,8 +163,45 @@ struct pali_text_model_info {
 
 PALI_API int32_t pali_text_model_get_info(const pali_text_model * model, struct pali_text_model_info * out);
 
+// libllama's own tokenization of text (UTF-8, len bytes) into out (capacity n_max). parse_special matches
+// control and user-defined tokens written in the text. Returns the token count, or -count when n_max is
+// too small, or a negative status.
+PALI_API int32_t pali_text_model_tokenize(const pali_text_model * model, const char * text, int32_t len, bool parse_special,
+                                          int32_t * out, int32_t n_max);
+
 // A metadata value as libllama's loader stored it (stringified); PALI_ERR_INVALID_ARGUMENT when absent.
 PALI_API int32_t pali_text_model_meta(const pali_text_model * model, const char * key, char * buf, size_t buf_size);
+
+// ---- vision model (SigLIP + projector from an mmproj GGUF) ---------------------------------------
+
+typedef struct pali_vision_model pali_vision_model;
+
+struct pali_vision_model_params {
+    bool use_gpu; // place the weights on the first GPU device when one is present
+};
+
+PALI_API struct pali_vision_model_params pali_vision_model_default_params(void);
+
+// Loads an mmproj file, checking every key, tensor name, shape and type first.
+PALI_API int32_t pali_vision_model_load(const char * path, struct pali_vision_model_params params, pali_vision_model ** out);
+PALI_API void    pali_vision_model_free(pali_vision_model * model);
+
+struct pali_vision_model_info {
+    int32_t     image_size;
+    int32_t     patch_size;
+    int32_t     image_token_count;
+    int32_t     n_embd;
+    int32_t     n_ff;
+    int32_t     n_layer;
+    int32_t     n_head;
+    int32_t     projection_dim;
+    float       layer_norm_eps;
+    bool        has_mask_decoder;
+    uint64_t    size_bytes;
+    const char * device;
+};
+
+PALI_API int32_t pali_vision_model_get_info(const pali_vision_model * model, struct pali_vision_model_info * out);
 
 #ifdef __cplusplus
 }

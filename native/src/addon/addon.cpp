@@ -73,6 +73,37 @@ Napi::Value Quantize(const Napi::CallbackInfo & info) {
         [](Napi::Env env) { return env.Undefined(); });
 }
 
+Napi::Value RowSize(const Napi::CallbackInfo & info) {
+    std::string type = info[0].As<Napi::String>().Utf8Value();
+    int64_t n = info[1].As<Napi::Number>().Int64Value();
+    int64_t size = pali_row_size(type.c_str(), n);
+    if (size < 0) throw status_error(info.Env(), (int32_t) size, pali_last_error());
+    return Napi::Number::New(info.Env(), (double) size);
+}
+
+// convertRows(type, src: Float32Array, nRows, nPerRow, dst: Uint8Array, threads) -> Promise<void>.
+// Both arrays stay referenced until the worker is done; nothing is copied.
+Napi::Value ConvertRows(const Napi::CallbackInfo & info) {
+    std::string type = info[0].As<Napi::String>().Utf8Value();
+    Napi::Float32Array src = info[1].As<Napi::Float32Array>();
+    int64_t n_rows = info[2].As<Napi::Number>().Int64Value();
+    int64_t n_per_row = info[3].As<Napi::Number>().Int64Value();
+    Napi::Uint8Array dst = info[4].As<Napi::Uint8Array>();
+    int32_t threads = info[5].As<Napi::Number>().Int32Value();
+    if ((int64_t) src.ElementLength() < n_rows * n_per_row) {
+        throw status_error(info.Env(), PALI_ERR_INVALID_ARGUMENT, "src holds fewer than nRows * nPerRow values");
+    }
+    auto keep = std::make_shared<std::pair<Napi::Reference<Napi::Value>, Napi::Reference<Napi::Value>>>(
+        Napi::Persistent(info[1]), Napi::Persistent(info[4]));
+    const float * src_data = src.Data();
+    void * dst_data = dst.Data();
+    size_t dst_size = dst.ByteLength();
+    return run_async(
+        info.Env(),
+        [=]() { return pali_convert_rows(type.c_str(), src_data, n_rows, n_per_row, dst_data, dst_size, threads); },
+        [keep](Napi::Env env) { return env.Undefined(); });
+}
+
 // Log forwarding: native threads hand messages to JS through a thread-safe function.
 struct LogMessage { int level; std::string text; };
 Napi::ThreadSafeFunction g_log_tsfn;
@@ -109,8 +140,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
     exports.Set("ggufMetadataJson", Napi::Function::New(env, GgufMetadataJson));
     exports.Set("quantize", Napi::Function::New(env, Quantize));
+    exports.Set("rowSize", Napi::Function::New(env, RowSize));
+    exports.Set("convertRows", Napi::Function::New(env, ConvertRows));
     exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallback));
     init_text_model(env, exports);
+    init_vision_model(env, exports);
     return exports;
 }
 

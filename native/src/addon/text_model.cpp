@@ -2,7 +2,10 @@
 #include "common.h"
 
 #include <memory>
+#include <algorithm>
+#include <climits>
 #include <string>
+#include <vector>
 
 namespace pali_addon {
 namespace {
@@ -16,6 +19,7 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
             StaticMethod("load", &TextModel::Load),
             InstanceMethod("info", &TextModel::Info),
             InstanceMethod("meta", &TextModel::Meta),
+            InstanceMethod("tokenize", &TextModel::Tokenize),
             InstanceMethod("dispose", &TextModel::Dispose),
         });
         constructor = Napi::Persistent(fn);
@@ -78,6 +82,24 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
             n = pali_text_model_meta(model_, key.c_str(), buf.data(), buf.size());
         }
         return Napi::String::New(env, buf.c_str(), (size_t) n);
+    }
+
+    // tokenize(text, parseSpecial) -> Int32Array; synchronous, for tests and short inputs.
+    Napi::Value Tokenize(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        std::string text = info[0].As<Napi::String>().Utf8Value();
+        bool parse_special = info[1].As<Napi::Boolean>().Value();
+        if (text.size() > (size_t) INT32_MAX / 2) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "text too long");
+        std::vector<int32_t> ids(text.size() + 16);
+        int32_t n = pali_text_model_tokenize(model_, text.data(), (int32_t) text.size(), parse_special, ids.data(), (int32_t) ids.size());
+        if (n < 0 && n > -(int32_t) (text.size() * 4 + 64)) {
+            ids.resize((size_t) -n);
+            n = pali_text_model_tokenize(model_, text.data(), (int32_t) text.size(), parse_special, ids.data(), (int32_t) ids.size());
+        }
+        if (n < 0) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, pali_last_error());
+        Napi::Int32Array out = Napi::Int32Array::New(env, (size_t) n);
+        std::copy(ids.begin(), ids.begin() + n, out.Data());
+        return out;
     }
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {

@@ -3,6 +3,7 @@
 
 #include "llama.h"
 
+#include <climits>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -72,6 +73,17 @@ int32_t pali_text_model_get_info(const pali_text_model * model, struct pali_text
     out->n_vocab     = llama_vocab_n_tokens(llama_model_get_vocab(model->model));
     out->n_ctx_train = llama_model_n_ctx_train(model->model);
     return PALI_OK;
+}
+
+int32_t pali_text_model_tokenize(const pali_text_model * model, const char * text, int32_t len, bool parse_special,
+                                 int32_t * out, int32_t n_max) {
+    if (model == nullptr || text == nullptr || out == nullptr || len < 0 || n_max < 0) {
+        return pali::fail(PALI_ERR_INVALID_ARGUMENT, "model, text and out are required");
+    }
+    // libllama returns INT32_MIN on overflow of its own counters; anything else negative is -needed.
+    const int32_t n = llama_tokenize(llama_model_get_vocab(model->model), text, len, out, n_max, /*add_special*/ false, parse_special);
+    if (n == INT32_MIN) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "text too long to tokenize");
+    return n;
 }
 
 int32_t pali_text_model_meta(const pali_text_model * model, const char * key, char * buf, size_t buf_size) {

@@ -1,20 +1,26 @@
 /** The `pali` command: argument parsing and dispatch. Each command lives in commands/. */
 import { parseArgs } from "node:util";
 import { InvalidArgumentError } from "@pali/core";
+import { convert, convertHelp } from "./commands/convert.js";
 import { info, infoHelp } from "./commands/info.js";
+import { tokenize, tokenizeHelp } from "./commands/tokenize.js";
 import { type Io, processIo, reportError } from "./output.js";
 
 const usage = `Usage: pali <command> [options]
 
 Commands:
   info      versions, backends, devices, CPU features; a GGUF file's metadata with -m
+  convert   a Hugging Face PaliGemma checkpoint to GGUF (model + mmproj), quantized
+  tokenize  the token ids and pieces of a text, with a model's tokenizer
 
 Run \`pali <command> --help\` for a command's options. Add --json for machine-readable output.
 `;
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [command, ...rest] = argv;
-  const json = rest.includes("--json");
+  // Options end at "--"; what follows is data (pali tokenize's text).
+  const dashes = rest.indexOf("--");
+  const json = (dashes >= 0 ? rest.slice(0, dashes) : rest).includes("--json");
   try {
     if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       io.stdout(usage);
@@ -38,6 +44,58 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         }
         return await info({ model: values.model as string | undefined, json }, io);
       }
+      case "convert": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            out: { type: "string", short: "o" },
+            type: { type: "string", short: "t" },
+            "mmproj-type": { type: "string" },
+            name: { type: "string" },
+            threads: { type: "string" },
+            force: { type: "boolean" },
+            json: { type: "boolean" },
+            help: { type: "boolean", short: "h" },
+          },
+          1,
+        );
+        if (values.help) {
+          io.stdout(convertHelp);
+          return 0;
+        }
+        return await convert(
+          {
+            input: positionals[0],
+            out: values.out as string | undefined,
+            type: values.type as string | undefined,
+            mmprojType: values["mmproj-type"] as string | undefined,
+            name: values.name as string | undefined,
+            threads: values.threads as string | undefined,
+            force: values.force === true,
+            json,
+          },
+          io,
+        );
+      }
+      case "tokenize": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            model: { type: "string", short: "m" },
+            special: { type: "boolean" },
+            json: { type: "boolean" },
+            help: { type: "boolean", short: "h" },
+          },
+          Number.POSITIVE_INFINITY,
+        );
+        if (values.help) {
+          io.stdout(tokenizeHelp);
+          return 0;
+        }
+        // Everything after "--" is the text, spaces included.
+        const text = dashes >= 0 ? rest.slice(dashes + 1).join(" ") : positionals.length > 0 ? positionals.join(" ") : undefined;
+        return await tokenize({ model: values.model as string | undefined, text, special: values.special === true, json }, io);
+      }
       default:
         throw new InvalidArgumentError(
           `Unknown command ${JSON.stringify(command)}. Run \`pali --help\` for the list of commands.`,
@@ -50,9 +108,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
 type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
 
-function parse(args: string[], options: OptionSpec) {
+function parse(args: string[], options: OptionSpec, maxPositionals = 0) {
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true });
+    const parsed = parseArgs({ args, options, allowPositionals: maxPositionals > 0, strict: true });
+    if (parsed.positionals.length > maxPositionals)
+      throw new Error(`Unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])}`);
+    return parsed;
   } catch (cause) {
     throw new InvalidArgumentError(`${(cause as Error).message}. Run with --help for the options.`, { cause });
   }

@@ -1,5 +1,6 @@
 export * from "./errors.js";
 export * from "./ggml-gguf.js";
+export * from "./handle.js";
 export type * from "./native.js";
 export { loadNative, nativeBinaryPath } from "./native.js";
 export * from "./quantize.js";
@@ -7,3 +8,4 @@ export * from "./system.js";
 export * from "./tensor.js";
 export * from "./text-model.js";
 export * from "./validate.js";
+export * from "./vision-model.js";

@@ -40,11 +40,37 @@ export interface NativeTextModelInfo {
 export interface NativeTextModel {
   info(): NativeTextModelInfo;
   meta(key: string): string | undefined;
+  tokenize(text: string, parseSpecial: boolean): Int32Array;
   dispose(): void;
 }
 
 export interface NativeTextModelConstructor {
   load(path: string, options: { gpuLayers: number; useMmap: boolean }): Promise<NativeTextModel>;
+}
+
+export interface NativeVisionModelInfo {
+  imageSize: number;
+  patchSize: number;
+  imageTokenCount: number;
+  embeddingLength: number;
+  feedForwardLength: number;
+  layers: number;
+  heads: number;
+  projectionDim: number;
+  layerNormEps: number;
+  hasMaskDecoder: boolean;
+  sizeBytes: number;
+  /** the ggml device holding the weights, e.g. "CPU" */
+  device: string;
+}
+
+export interface NativeVisionModel {
+  info(): NativeVisionModelInfo;
+  dispose(): void;
+}
+
+export interface NativeVisionModelConstructor {
+  load(path: string, options: { useGpu: boolean }): Promise<NativeVisionModel>;
 }
 
 /** pali.h `enum pali_log_level` */
@@ -55,8 +81,11 @@ export interface NativeAddon {
   systemInfo(): NativeSystemInfo;
   ggufMetadataJson(path: string): Promise<string>;
   quantize(input: string, output: string, type: string, threads: number): Promise<void>;
+  rowSize(type: string, nPerRow: number): number;
+  convertRows(type: string, src: Float32Array, nRows: number, nPerRow: number, dst: Uint8Array, threads: number): Promise<void>;
   setLogCallback(callback: ((level: NativeLogLevel, text: string) => void) | null, minLevel?: NativeLogLevel): void;
   TextModel: NativeTextModelConstructor;
+  VisionModel: NativeVisionModelConstructor;
 }
 
 const require = createRequire(import.meta.url);

@@ -1,7 +1,8 @@
 /** The Gemma / Gemma 2 decoder as libllama loads it: immutable weights, shareable. */
-import { DisposedError, fromNativeError } from "./errors.js";
+import { fromNativeError } from "./errors.js";
+import { NativeHandle } from "./handle.js";
 import { loadNative, type NativeTextModel, type NativeTextModelInfo } from "./native.js";
-import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, optional } from "./validate.js";
+import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, expectString, optional } from "./validate.js";
 
 export interface TextModelOptions {
   /** Layers to offload to a GPU when one is present; -1 (default) offloads all. */
@@ -12,14 +13,9 @@ export interface TextModelOptions {
 
 export type TextModelInfo = NativeTextModelInfo;
 
-const registry = new FinalizationRegistry<NativeTextModel>((handle) => handle.dispose());
-
-export class TextModel {
-  #handle: NativeTextModel | undefined;
-
+export class TextModel extends NativeHandle<NativeTextModel> {
   private constructor(handle: NativeTextModel) {
-    this.#handle = handle;
-    registry.register(this, handle, this);
+    super(handle, "TextModel");
   }
 
   static async load(path: string, options: TextModelOptions = {}): Promise<TextModel> {
@@ -34,32 +30,22 @@ export class TextModel {
     }
   }
 
-  get disposed(): boolean {
-    return this.#handle === undefined;
+  info(): TextModelInfo {
+    return this.native.info();
   }
 
-  info(): TextModelInfo {
-    return this.#live().info();
+  /**
+   * libllama's own tokenization (no BOS/EOS added). pali tokenizes with @pali/tokenizer; this is the
+   * independent check that both agree.
+   */
+  tokenize(text: string, options: { parseSpecial?: boolean } = {}): number[] {
+    expectString(text, "text");
+    const parseSpecial = optional(options.parseSpecial, false, (v) => expectBoolean(v, "parseSpecial"));
+    return Array.from(this.native.tokenize(text, parseSpecial));
   }
 
   /** A metadata value as libllama stores it (stringified), or undefined when the key is absent. */
   meta(key: string): string | undefined {
-    return this.#live().meta(expectNonEmptyString(key, "key"));
-  }
-
-  dispose(): void {
-    if (!this.#handle) return;
-    registry.unregister(this);
-    this.#handle.dispose();
-    this.#handle = undefined;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.dispose();
-  }
-
-  #live(): NativeTextModel {
-    if (!this.#handle) throw new DisposedError("This TextModel");
-    return this.#handle;
+    return this.native.meta(expectNonEmptyString(key, "key"));
   }
 }

@@ -54,16 +54,20 @@ class ByteSink {
     return at;
   }
 
+  // reserve() may replace the buffer, so it must run before this.buffer is read.
   u32(v: number): void {
-    this.buffer.writeUInt32LE(v, this.reserve(4));
+    const at = this.reserve(4);
+    this.buffer.writeUInt32LE(v, at);
   }
 
   u64(v: number | bigint): void {
-    this.buffer.writeBigUInt64LE(BigInt(v), this.reserve(8));
+    const at = this.reserve(8);
+    this.buffer.writeBigUInt64LE(BigInt(v), at);
   }
 
   bytes(b: Uint8Array): void {
-    this.buffer.set(b, this.reserve(b.length));
+    const at = this.reserve(b.length);
+    this.buffer.set(b, at);
   }
 
   string(s: string): void {

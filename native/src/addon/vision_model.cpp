@@ -1,0 +1,83 @@
+// VisionModel: an mmproj (SigLIP + projector) handle. Loading runs on a worker thread.
+#include "common.h"
+
+#include <memory>
+#include <string>
+
+namespace pali_addon {
+namespace {
+
+class VisionModel : public Napi::ObjectWrap<VisionModel> {
+  public:
+    static Napi::FunctionReference constructor;
+
+    static void Init(Napi::Env env, Napi::Object exports) {
+        Napi::Function fn = DefineClass(env, "VisionModel", {
+            StaticMethod("load", &VisionModel::Load),
+            InstanceMethod("info", &VisionModel::Info),
+            InstanceMethod("dispose", &VisionModel::Dispose),
+        });
+        constructor = Napi::Persistent(fn);
+        exports.Set("VisionModel", fn);
+    }
+
+    explicit VisionModel(const Napi::CallbackInfo & info) : Napi::ObjectWrap<VisionModel>(info) {
+        if (info.Length() > 0 && info[0].IsExternal()) model_ = info[0].As<Napi::External<pali_vision_model>>().Data();
+    }
+
+    ~VisionModel() override { pali_vision_model_free(model_); }
+
+  private:
+    pali_vision_model * model_ = nullptr;
+
+    // load(path, { useGpu }) -> Promise<VisionModel>
+    static Napi::Value Load(const Napi::CallbackInfo & info) {
+        std::string path = info[0].As<Napi::String>().Utf8Value();
+        pali_vision_model_params params = pali_vision_model_default_params();
+        params.use_gpu = info[1].As<Napi::Object>().Get("useGpu").As<Napi::Boolean>().Value();
+        auto slot = std::make_shared<pali_vision_model *>(nullptr);
+        return run_async(
+            info.Env(),
+            [path, params, slot]() { return pali_vision_model_load(path.c_str(), params, slot.get()); },
+            [slot](Napi::Env env) -> Napi::Value {
+                Napi::Value handle = constructor.New({ Napi::External<pali_vision_model>::New(env, *slot) });
+                *slot = nullptr;
+                return handle;
+            });
+    }
+
+    Napi::Value Info(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        pali_vision_model_info vi;
+        int32_t status = pali_vision_model_get_info(model_, &vi);
+        if (status != PALI_OK) throw status_error(env, status, pali_last_error());
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("imageSize", vi.image_size);
+        o.Set("patchSize", vi.patch_size);
+        o.Set("imageTokenCount", vi.image_token_count);
+        o.Set("embeddingLength", vi.n_embd);
+        o.Set("feedForwardLength", vi.n_ff);
+        o.Set("layers", vi.n_layer);
+        o.Set("heads", vi.n_head);
+        o.Set("projectionDim", vi.projection_dim);
+        o.Set("layerNormEps", vi.layer_norm_eps);
+        o.Set("hasMaskDecoder", vi.has_mask_decoder);
+        o.Set("sizeBytes", Napi::Number::New(env, (double) vi.size_bytes));
+        o.Set("device", vi.device);
+        return o;
+    }
+
+    Napi::Value Dispose(const Napi::CallbackInfo & info) {
+        pali_vision_model_free(model_);
+        model_ = nullptr;
+        return info.Env().Undefined();
+    }
+};
+
+Napi::FunctionReference VisionModel::constructor;
+
+} // namespace
+
+void init_vision_model(Napi::Env env, Napi::Object exports) { VisionModel::Init(env, exports); }
+
+} // namespace pali_addon

@@ -1,0 +1,212 @@
+// mmproj GGUF → pali::vision_model. All validation happens here, before ggml sees a tensor.
+#include "vision_model.h"
+
+#include "../core/internal.h"
+
+#include "ggml-alloc.h"
+#include "gguf.h"
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pali {
+
+vision_model::~vision_model() {
+    if (buffer) ggml_backend_buffer_free(buffer);
+    if (ctx) ggml_free(ctx);
+}
+
+namespace {
+
+struct gguf_deleter { void operator()(gguf_context * c) const { gguf_free(c); } };
+
+int seek(FILE * f, uint64_t offset) {
+#ifdef _WIN32
+    return _fseeki64(f, (__int64) offset, SEEK_SET);
+#else
+    return fseeko(f, (off_t) offset, SEEK_SET);
+#endif
+}
+struct file_closer { void operator()(FILE * f) const { fclose(f); } };
+
+class loader {
+  public:
+    loader(const char * path, gguf_context * gguf, ggml_context * meta) : path_(path), gguf_(gguf), meta_(meta) {}
+
+    // Reads an integer key that must be positive.
+    bool get_u32(const char * key, int32_t & out) {
+        const int64_t id = gguf_find_key(gguf_, key);
+        if (id < 0) return error(std::string("missing key ") + key);
+        const gguf_type t = gguf_get_kv_type(gguf_, id);
+        uint64_t v;
+        if (t == GGUF_TYPE_UINT32) v = gguf_get_val_u32(gguf_, id);
+        else if (t == GGUF_TYPE_INT32 && gguf_get_val_i32(gguf_, id) >= 0) v = (uint64_t) gguf_get_val_i32(gguf_, id);
+        else return error(std::string("key ") + key + " should be a u32");
+        if (v == 0 || v > (1u << 24)) return error(std::string("key ") + key + " has an implausible value " + std::to_string(v));
+        out = (int32_t) v;
+        return true;
+    }
+
+    bool get_f32(const char * key, float & out) {
+        const int64_t id = gguf_find_key(gguf_, key);
+        if (id < 0) return error(std::string("missing key ") + key);
+        if (gguf_get_kv_type(gguf_, id) != GGUF_TYPE_FLOAT32) return error(std::string("key ") + key + " should be an f32");
+        out = gguf_get_val_f32(gguf_, id);
+        return true;
+    }
+
+    bool get_str(const char * key, std::string & out) {
+        const int64_t id = gguf_find_key(gguf_, key);
+        if (id < 0) return error(std::string("missing key ") + key);
+        if (gguf_get_kv_type(gguf_, id) != GGUF_TYPE_STRING) return error(std::string("key ") + key + " should be a string");
+        out = gguf_get_val_str(gguf_, id);
+        return true;
+    }
+
+    // Finds a tensor and checks its shape (ggml order) and that its type is one the graphs accept.
+    ggml_tensor * tensor(const std::string & name, std::vector<int64_t> shape, bool weight) {
+        ggml_tensor * t = ggml_get_tensor(meta_, name.c_str());
+        if (t == nullptr) {
+            error("missing tensor " + name);
+            return nullptr;
+        }
+        for (int i = 0; i < GGML_MAX_DIMS; i++) {
+            const int64_t want = i < (int) shape.size() ? shape[i] : 1;
+            if (t->ne[i] != want) {
+                error("tensor " + name + " has shape [" + dims(t) + "], expected [" + dims(shape) + "]");
+                return nullptr;
+            }
+        }
+        const bool ok = t->type == GGML_TYPE_F32 || (weight && (t->type == GGML_TYPE_F16 || t->type == GGML_TYPE_BF16 || t->type == GGML_TYPE_Q8_0));
+        if (!ok) {
+            error("tensor " + name + " has type " + ggml_type_name(t->type) + (weight ? ", expected f32, f16, bf16 or q8_0" : ", expected f32"));
+            return nullptr;
+        }
+        used_++;
+        return t;
+    }
+
+    int32_t used() const { return used_; }
+    const std::string & message() const { return message_; }
+
+    bool error(const std::string & msg) {
+        if (message_.empty()) message_ = "invalid mmproj file " + path_ + ": " + msg;
+        return false;
+    }
+
+  private:
+    static std::string dims(const ggml_tensor * t) {
+        std::string s;
+        for (int i = 0; i < ggml_n_dims(t); i++) s += (i ? ", " : "") + std::to_string(t->ne[i]);
+        return s;
+    }
+    static std::string dims(const std::vector<int64_t> & shape) {
+        std::string s;
+        for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+        return s;
+    }
+
+    std::string    path_;
+    gguf_context * gguf_;
+    ggml_context * meta_;
+    std::string    message_;
+    int32_t        used_ = 0;
+};
+
+bool read_hparams(loader & l, vision_hparams & hp, std::string & name) {
+    std::string arch, projector;
+    if (!l.get_str("general.architecture", arch)) return false;
+    if (arch != "clip") return l.error("general.architecture is \"" + arch + "\", expected \"clip\" (is this the model file rather than the mmproj?)");
+    if (!l.get_str("clip.projector_type", projector)) return false;
+    if (projector != "paligemma") return l.error("clip.projector_type is \"" + projector + "\", expected \"paligemma\"");
+    l.get_str("general.name", name);
+    if (!l.get_u32("clip.vision.image_size", hp.image_size) || !l.get_u32("clip.vision.patch_size", hp.patch_size) ||
+        !l.get_u32("clip.vision.embedding_length", hp.n_embd) || !l.get_u32("clip.vision.feed_forward_length", hp.n_ff) ||
+        !l.get_u32("clip.vision.block_count", hp.n_layer) || !l.get_u32("clip.vision.attention.head_count", hp.n_head) ||
+        !l.get_u32("clip.vision.projection_dim", hp.projection_dim) || !l.get_f32("clip.vision.attention.layer_norm_epsilon", hp.eps)) {
+        return false;
+    }
+    if (hp.image_size % hp.patch_size != 0) return l.error("image size is not a multiple of the patch size");
+    if (hp.n_embd % hp.n_head != 0) return l.error("embedding length is not a multiple of the head count");
+    if (!(hp.eps > 0.0f && hp.eps < 1.0f)) return l.error("layer norm epsilon out of range");
+    hp.n_patches = (hp.image_size / hp.patch_size) * (hp.image_size / hp.patch_size);
+    return true;
+}
+
+bool bind_tensors(loader & l, vision_model & m) {
+    const auto & hp = m.hparams;
+    const int64_t h = hp.n_embd, f = hp.n_ff, p = hp.patch_size;
+    m.patch_w = l.tensor("v.patch_embd.weight", {p, p, 3, h}, true);
+    m.patch_b = l.tensor("v.patch_embd.bias", {h}, false);
+    m.pos = l.tensor("v.position_embd.weight", {h, hp.n_patches}, false);
+    m.layers.resize(hp.n_layer);
+    for (int i = 0; i < hp.n_layer; i++) {
+        auto & L = m.layers[i];
+        const std::string b = "v.blk." + std::to_string(i) + ".";
+        L.ln1_w = l.tensor(b + "ln1.weight", {h}, false);
+        L.ln1_b = l.tensor(b + "ln1.bias", {h}, false);
+        L.q_w = l.tensor(b + "attn_q.weight", {h, h}, true);
+        L.q_b = l.tensor(b + "attn_q.bias", {h}, false);
+        L.k_w = l.tensor(b + "attn_k.weight", {h, h}, true);
+        L.k_b = l.tensor(b + "attn_k.bias", {h}, false);
+        L.v_w = l.tensor(b + "attn_v.weight", {h, h}, true);
+        L.v_b = l.tensor(b + "attn_v.bias", {h}, false);
+        L.o_w = l.tensor(b + "attn_out.weight", {h, h}, true);
+        L.o_b = l.tensor(b + "attn_out.bias", {h}, false);
+        L.ln2_w = l.tensor(b + "ln2.weight", {h}, false);
+        L.ln2_b = l.tensor(b + "ln2.bias", {h}, false);
+        L.up_w = l.tensor(b + "ffn_up.weight", {h, f}, true);
+        L.up_b = l.tensor(b + "ffn_up.bias", {f}, false);
+        L.down_w = l.tensor(b + "ffn_down.weight", {f, h}, true);
+        L.down_b = l.tensor(b + "ffn_down.bias", {h}, false);
+        if (!l.message().empty()) return false;
+    }
+    m.post_ln_w = l.tensor("v.post_ln.weight", {h}, false);
+    m.post_ln_b = l.tensor("v.post_ln.bias", {h}, false);
+    m.proj_w = l.tensor("mm.proj.weight", {h, hp.projection_dim}, true);
+    m.proj_b = l.tensor("mm.proj.bias", {hp.projection_dim}, false);
+    return l.message().empty();
+}
+
+} // namespace
+
+int32_t load_vision_model(const char * path, ggml_backend_dev_t device, vision_model & m) {
+    ggml_context * meta = nullptr;
+    gguf_init_params params = { /*no_alloc =*/ true, /*ctx =*/ &meta };
+    std::unique_ptr<gguf_context, gguf_deleter> gguf(gguf_init_from_file(path, params));
+    if (!gguf) return fail(PALI_ERR_MODEL_FORMAT, std::string("ggml could not read ") + path + " as GGUF; is it an mmproj file made by pali convert?");
+    m.ctx = meta;
+
+    loader l(path, gguf.get(), meta);
+    if (!read_hparams(l, m.hparams, m.name) || !bind_tensors(l, m)) return fail(PALI_ERR_MODEL_FORMAT, l.message());
+    m.hparams.has_mask_decoder = gguf_find_key(gguf.get(), "paligemma.has_mask_decoder") >= 0 &&
+                                 gguf_get_val_bool(gguf.get(), gguf_find_key(gguf.get(), "paligemma.has_mask_decoder"));
+    if (l.used() != gguf_get_n_tensors(gguf.get()) && !m.hparams.has_mask_decoder) {
+        return fail(PALI_ERR_MODEL_FORMAT, std::string("invalid mmproj file ") + path + ": it holds tensors pali does not know");
+    }
+
+    m.buffer = ggml_backend_alloc_ctx_tensors_from_buft(meta, ggml_backend_dev_buffer_type(device));
+    if (m.buffer == nullptr) return fail(PALI_ERR_OUT_OF_MEMORY, std::string("could not allocate the weights of ") + path);
+    ggml_backend_buffer_set_usage(m.buffer, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+
+    std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
+    if (!file) return fail(PALI_ERR_IO, std::string("could not open ") + path);
+    const size_t data_offset = gguf_get_data_offset(gguf.get());
+    std::vector<uint8_t> staging;
+    for (int64_t i = 0; i < gguf_get_n_tensors(gguf.get()); i++) {
+        const char * name = gguf_get_tensor_name(gguf.get(), i);
+        ggml_tensor * t = ggml_get_tensor(meta, name);
+        const size_t size = ggml_nbytes(t);
+        staging.resize(size);
+        if (seek(file.get(), data_offset + gguf_get_tensor_offset(gguf.get(), i)) != 0 ||
+            fread(staging.data(), 1, size, file.get()) != size) {
+            return fail(PALI_ERR_MODEL_FORMAT, std::string(path) + " is truncated: tensor " + name + " cannot be read");
+        }
+        ggml_backend_tensor_set(t, staging.data(), 0, size);
+    }
+    return PALI_OK;
+}
+
+} // namespace pali

@@ -1,0 +1,65 @@
+/** `pali convert HF_DIR -o OUT_DIR`: a Hugging Face PaliGemma checkpoint to model + mmproj GGUF files. */
+import { convertCheckpoint, type MmprojType, type ModelType, mmprojTypes, modelTypes } from "@pali/convert";
+import { expectOneOf, InvalidArgumentError } from "@pali/core";
+import type { Io } from "../output.js";
+import { createProgress, progressMode } from "../progress.js";
+
+export const convertHelp = `Usage: pali convert HF_DIR -o OUT_DIR [options]
+
+Converts a PaliGemma 1 or 2 checkpoint saved by transformers (config.json, *.safetensors, tokenizer.model)
+into OUT_DIR/<name>-<type>.gguf (the Gemma decoder, loadable by llama.cpp) and
+OUT_DIR/mmproj-<name>-<mmproj-type>.gguf (the SigLIP image encoder and projector).
+
+Options:
+  -o, --out DIR            output folder (must exist)
+  -t, --type TYPE          model weights: ${modelTypes.join(", ")} (default f16)
+      --mmproj-type TYPE   image encoder weights: ${mmprojTypes.join(", ")} (default f16)
+      --name NAME          file name stem (default: the checkpoint folder's name)
+      --threads N          quantization threads (default: physical cores)
+      --force              overwrite existing output files
+      --json               print {"model": PATH, "mmproj": PATH} and nothing else
+`;
+
+export interface ConvertCliOptions {
+  input: string | undefined;
+  out: string | undefined;
+  type: string | undefined;
+  mmprojType: string | undefined;
+  name: string | undefined;
+  threads: string | undefined;
+  force: boolean;
+  json: boolean;
+}
+
+export async function convert(options: ConvertCliOptions, io: Io): Promise<number> {
+  if (!options.input) throw new InvalidArgumentError("pali convert needs the checkpoint folder: pali convert HF_DIR -o OUT_DIR");
+  if (!options.out) throw new InvalidArgumentError("pali convert needs an output folder: -o OUT_DIR");
+  const threads = options.threads === undefined ? undefined : Number(options.threads);
+  const controller = new AbortController();
+  const stop = () => controller.abort(new Error("interrupted"));
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  const progress = createProgress(progressMode(options.json));
+  try {
+    const result = await convertCheckpoint({
+      input: options.input,
+      outDir: options.out,
+      ...(options.type !== undefined ? { type: expectOneOf(options.type, "--type", modelTypes) as ModelType } : {}),
+      ...(options.mmprojType !== undefined
+        ? { mmprojType: expectOneOf(options.mmprojType, "--mmproj-type", mmprojTypes) as MmprojType }
+        : {}),
+      ...(options.name !== undefined ? { name: options.name } : {}),
+      ...(threads !== undefined ? { threads } : {}),
+      force: options.force,
+      signal: controller.signal,
+      onProgress: (p) => progress.update(p.done / p.total, `${p.file} ${p.tensor}`),
+    });
+    progress.done();
+    if (options.json) io.stdout(`${JSON.stringify({ model: result.model, mmproj: result.mmproj })}\n`);
+    else io.stdout(`model:  ${result.model}\nmmproj: ${result.mmproj}\n`);
+    return 0;
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
+}

@@ -1,0 +1,5 @@
+export * from "./convert.js";
+export * from "./hf-config.js";
+export * from "./safetensors.js";
+export * from "./tensor-plan.js";
+export * from "./vocab.js";
