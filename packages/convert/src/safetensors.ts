@@ -2,8 +2,7 @@
  * safetensors reader: validates the header against the file before trusting any offset, and reads
  * tensor rows on demand so that no tensor has to be held whole.
  */
-import { type FileHandle, open } from "node:fs/promises";
-import { IoError, ModelFormatError } from "@pali/core";
+import { ModelFormatError, openForReading, readExactly } from "@pali/core";
 
 export type SafetensorsDType = "F32" | "F16" | "BF16";
 const dtypeBytes: Record<SafetensorsDType, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -28,12 +27,7 @@ function bad(path: string, message: string): ModelFormatError {
 
 /** Reads and validates the header of one .safetensors file. */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsTensor[]> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, "r");
-  } catch (cause) {
-    throw new IoError(`Could not open ${path}: ${(cause as Error).message}`, { cause });
-  }
+  const handle = await openForReading(path);
   try {
     const { size } = await handle.stat();
     if (size < 8) throw bad(path, `the file has only ${size} bytes`);
@@ -137,16 +131,15 @@ export async function readRows(
   if (offset + length > tensor.start + tensor.byteLength) {
     throw new ModelFormatError(`${tensor.file}: rows ${firstRow}..${firstRow + rowCount} are outside tensor ${tensor.name}`);
   }
-  const handle = await open(tensor.file, "r");
+  const handle = await openForReading(tensor.file);
   try {
-    const buffer = Buffer.allocUnsafe(length);
-    let filled = 0;
-    while (filled < length) {
-      const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
-      if (bytesRead === 0) throw new ModelFormatError(`${tensor.file} ended inside tensor ${tensor.name}; the file is truncated`);
-      filled += bytesRead;
-    }
-    return toFloat32(buffer, tensor.dtype);
+    const bytes = await readExactly(
+      handle,
+      length,
+      offset,
+      () => new ModelFormatError(`${tensor.file} ended inside tensor ${tensor.name}; the file is truncated`),
+    );
+    return toFloat32(bytes, tensor.dtype);
   } finally {
     await handle.close();
   }

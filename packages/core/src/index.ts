@@ -1,4 +1,5 @@
 export * from "./errors.js";
+export * from "./files.js";
 export * from "./ggml-gguf.js";
 export * from "./handle.js";
 export type * from "./native.js";

@@ -2,8 +2,8 @@
  * GGUF v3 reader. Reads the header, metadata and tensor index through a small window, never the tensor
  * data, and checks every count and length against the bytes the file really has before allocating.
  */
-import { type FileHandle, open } from "node:fs/promises";
-import { IoError, ModelFormatError, throwIfAborted } from "@pali/core";
+import type { FileHandle } from "node:fs/promises";
+import { ModelFormatError, openForReading, readExactly, throwIfAborted } from "@pali/core";
 import {
   GGML_MAX_DIMS,
   type GGMLTypeInfo,
@@ -54,7 +54,7 @@ const textDecoder = new TextDecoder("utf-8");
 
 /** Sequential little-endian reads over a file through a window of at most a few MiB. */
 class Cursor {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private bufferStart = 0;
   position = 0;
 
@@ -82,14 +82,9 @@ class Cursor {
     const start = this.position - this.bufferStart;
     if (start >= 0 && start + n <= this.buffer.length) return start;
     const size = Math.min(Math.max(n, WINDOW), this.remaining);
-    const buffer = Buffer.allocUnsafe(size);
-    let filled = 0;
-    while (filled < size) {
-      const { bytesRead } = await this.handle.read(buffer, filled, size - filled, this.position + filled);
-      if (bytesRead === 0) throw this.fail(`the file ended early while reading ${what}`);
-      filled += bytesRead;
-    }
-    this.buffer = buffer;
+    this.buffer = await readExactly(this.handle, size, this.position, () =>
+      this.fail(`the file ended early while reading ${what}`),
+    );
     this.bufferStart = this.position;
     return 0;
   }
@@ -213,12 +208,7 @@ function checkedProduct(shape: number[]): number {
 
 /** Reads a GGUF v3 file's metadata and tensor index. Throws ModelFormatError for anything malformed. */
 export async function readGGUF(path: string, options: ReadGGUFOptions = {}): Promise<GGUFFile> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, "r");
-  } catch (cause) {
-    throw new IoError(`Could not open ${path}: ${(cause as Error).message}`, { cause });
-  }
+  const handle = await openForReading(path);
   try {
     const { size: fileSize } = await handle.stat();
     const cursor = new Cursor(handle, fileSize, path);
@@ -330,16 +320,14 @@ export async function readGGUF(path: string, options: ReadGGUFOptions = {}): Pro
 
 /** Reads one tensor's bytes (for files already read with readGGUF). */
 export async function readTensorData(file: GGUFFile, tensor: GGUFTensorInfo): Promise<Buffer> {
-  const handle = await open(file.path, "r");
+  const handle = await openForReading(file.path);
   try {
-    const buffer = Buffer.allocUnsafe(tensor.byteSize);
-    let filled = 0;
-    while (filled < tensor.byteSize) {
-      const { bytesRead } = await handle.read(buffer, filled, tensor.byteSize - filled, tensor.absoluteOffset + filled);
-      if (bytesRead === 0) throw new ModelFormatError(`${file.path} ended inside tensor ${tensor.name}; the file is truncated`);
-      filled += bytesRead;
-    }
-    return buffer;
+    return await readExactly(
+      handle,
+      tensor.byteSize,
+      tensor.absoluteOffset,
+      () => new ModelFormatError(`${file.path} ended inside tensor ${tensor.name}; the file is truncated`),
+    );
   } finally {
     await handle.close();
   }
