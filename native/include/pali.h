@@ -38,6 +38,7 @@ enum pali_status {
     PALI_ERR_ABORTED             = -5,
     PALI_ERR_OUT_OF_MEMORY       = -6,
     PALI_ERR_IO                  = -7,
+    PALI_ERR_CONTEXT_OVERFLOW    = -8,
     PALI_ERR_INTERNAL            = -99,
 };
 
@@ -202,6 +203,84 @@ struct pali_vision_model_info {
 };
 
 PALI_API int32_t pali_vision_model_get_info(const pali_vision_model * model, struct pali_vision_model_info * out);
+
+// Runs SigLIP and the projector. pixels: n_images × [3][S][S] floats from pali_image_preprocess;
+// out: room for n_images × image_token_count × projection_dim floats (out_count), row-major [image][token][dim].
+PALI_API int32_t pali_vision_model_encode(const pali_vision_model * model, const float * pixels, int32_t n_images,
+                                          int32_t n_threads, float * out, size_t out_count);
+
+// ---- images ----------------------------------------------------------------------------------------
+
+// Resizes an 8-bit RGB image (row-major, 3 bytes a pixel) to size×size exactly as PIL's Image.resize with
+// BICUBIC does, and writes (x/255 - 0.5)/0.5 as three channel planes [3][size][size] into out.
+PALI_API int32_t pali_image_preprocess(const uint8_t * rgb, int32_t width, int32_t height, int32_t size, float * out);
+
+// ---- context: prefix-LM generation and scoring (one request at a time) ------------------------------
+
+typedef struct pali_context pali_context;
+
+struct pali_context_params {
+    int32_t n_ctx;      // positions: image tokens + prompt + answer
+    int32_t n_threads;  // <= 0: pali_default_threads()
+    bool    flash_attn; // ggml's flash attention (f16 inside); off for exact parity
+    bool    kv_f32;     // f32 KV cache (exact parity) instead of f16
+};
+
+PALI_API struct pali_context_params pali_context_default_params(void);
+PALI_API int32_t pali_context_init(const pali_text_model * model, struct pali_context_params params, pali_context ** out);
+PALI_API void    pali_context_free(pali_context * ctx);
+
+// Makes the running (or next) prefill/generate/score stop as soon as possible (PALI_ERR_ABORTED or
+// finish reason ABORTED). Safe from any thread; pass false to re-arm.
+PALI_API void    pali_context_abort(pali_context * ctx, bool abort);
+
+// Clears the context and runs [image rows][text tokens] as one bidirectional block at positions 1..n.
+// image_embd: n_image × n_embd floats as the projector made them (unscaled); text_ids: <bos>, prompt, "\n".
+PALI_API int32_t pali_context_prefill(pali_context * ctx, const float * image_embd, int32_t n_image, const int32_t * text_ids, int32_t n_text);
+
+// The logits of the last position (n_vocab floats).
+PALI_API int32_t pali_context_logits(pali_context * ctx, float * out, int32_t n_vocab);
+
+enum pali_finish_reason {
+    PALI_FINISH_EOS     = 0,
+    PALI_FINISH_LENGTH  = 1,
+    PALI_FINISH_STOP    = 2,
+    PALI_FINISH_ABORTED = 3,
+};
+
+struct pali_generate_params {
+    int32_t         max_tokens;
+    float           temperature;    // 0: greedy
+    int32_t         top_k;          // 0: off
+    float           top_p;          // 1: off
+    float           min_p;          // 0: off
+    float           repeat_penalty; // 1: off
+    int32_t         repeat_last_n;
+    uint32_t        seed;
+    const int32_t * stop_ids;       // tokens that end the answer besides <eos>
+    int32_t         n_stop_ids;
+};
+
+PALI_API struct pali_generate_params pali_generate_default_params(void);
+
+// Called on the generating thread for each token with its log-probability under the model; return false to stop.
+typedef bool (*pali_token_callback)(int32_t token, float logprob, void * user_data);
+
+// Causal decoding after the prefix, in C++; streams each token to callback.
+PALI_API int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_params * params, pali_token_callback callback,
+                                       void * user_data, int32_t * finish_reason);
+
+// Teacher-forced log-probabilities of suffix (its tokens, normally ending with <eos>) after the prefix.
+PALI_API int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n, float * logprobs);
+
+struct pali_timings {
+    double  prefill_ms;
+    int32_t n_prefill;
+    double  decode_ms;
+    int32_t n_decoded;
+};
+
+PALI_API struct pali_timings pali_context_timings(const pali_context * ctx);
 
 #ifdef __cplusplus
 }

@@ -73,6 +73,24 @@ Napi::Value Quantize(const Napi::CallbackInfo & info) {
         [](Napi::Env env) { return env.Undefined(); });
 }
 
+// preprocessImage(rgb: Uint8Array, width, height, size, out: Float32Array) -> Promise<void>
+Napi::Value PreprocessImage(const Napi::CallbackInfo & info) {
+    Napi::Uint8Array rgb = info[0].As<Napi::Uint8Array>();
+    int32_t width = info[1].As<Napi::Number>().Int32Value();
+    int32_t height = info[2].As<Napi::Number>().Int32Value();
+    int32_t size = info[3].As<Napi::Number>().Int32Value();
+    Napi::Float32Array out = info[4].As<Napi::Float32Array>();
+    if (rgb.ByteLength() < (size_t) width * height * 3 || out.ElementLength() < (size_t) 3 * size * size) {
+        throw status_error(info.Env(), PALI_ERR_INVALID_ARGUMENT, "image or output buffer too small");
+    }
+    auto keep = std::make_shared<std::pair<Napi::Reference<Napi::Value>, Napi::Reference<Napi::Value>>>(Napi::Persistent(info[0]), Napi::Persistent(info[4]));
+    const uint8_t * px = rgb.Data();
+    float * o = out.Data();
+    return run_async(
+        info.Env(), [=]() { return pali_image_preprocess(px, width, height, size, o); },
+        [keep](Napi::Env env) { return env.Undefined(); });
+}
+
 Napi::Value RowSize(const Napi::CallbackInfo & info) {
     std::string type = info[0].As<Napi::String>().Utf8Value();
     int64_t n = info[1].As<Napi::Number>().Int64Value();
@@ -141,10 +159,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("ggufMetadataJson", Napi::Function::New(env, GgufMetadataJson));
     exports.Set("quantize", Napi::Function::New(env, Quantize));
     exports.Set("rowSize", Napi::Function::New(env, RowSize));
+    exports.Set("preprocessImage", Napi::Function::New(env, PreprocessImage));
     exports.Set("convertRows", Napi::Function::New(env, ConvertRows));
     exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallback));
     init_text_model(env, exports);
     init_vision_model(env, exports);
+    init_context(env, exports);
     return exports;
 }
 

@@ -63,5 +63,6 @@ inline Napi::Promise run_async(Napi::Env env, PromiseWorker::Work work, PromiseW
 
 void init_text_model(Napi::Env env, Napi::Object exports);
 void init_vision_model(Napi::Env env, Napi::Object exports);
+void init_context(Napi::Env env, Napi::Object exports);
 
 } // namespace pali_addon

@@ -34,6 +34,8 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
 
     ~TextModel() override { pali_text_model_free(model_); }
 
+    pali_text_model * handle() const { return model_; }
+
   private:
     pali_text_model * model_ = nullptr;
 
@@ -114,5 +116,10 @@ Napi::FunctionReference TextModel::constructor;
 } // namespace
 
 void init_text_model(Napi::Env env, Napi::Object exports) { TextModel::Init(env, exports); }
+
+pali_text_model * unwrap_text_model(Napi::Value value) {
+    if (!value.IsObject()) return nullptr;
+    return Napi::ObjectWrap<TextModel>::Unwrap(value.As<Napi::Object>())->handle();
+}
 
 } // namespace pali_addon

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pali_addon {
 namespace {
@@ -15,6 +16,7 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         Napi::Function fn = DefineClass(env, "VisionModel", {
             StaticMethod("load", &VisionModel::Load),
             InstanceMethod("info", &VisionModel::Info),
+            InstanceMethod("encode", &VisionModel::Encode),
             InstanceMethod("dispose", &VisionModel::Dispose),
         });
         constructor = Napi::Persistent(fn);
@@ -67,11 +69,41 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         return o;
     }
 
+    // encode(pixels: Float32Array, nImages, threads, out: Float32Array) -> Promise<void>; runs off the JS thread.
+    // The model is kept alive (and pixels/out referenced) until the work is done.
+    Napi::Value Encode(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        if (model_ == nullptr) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "the vision model was disposed");
+        Napi::Float32Array pixels = info[0].As<Napi::Float32Array>();
+        int32_t n_images = info[1].As<Napi::Number>().Int32Value();
+        int32_t threads = info[2].As<Napi::Number>().Int32Value();
+        Napi::Float32Array out = info[3].As<Napi::Float32Array>();
+        auto keep = std::make_shared<std::vector<Napi::Reference<Napi::Value>>>();
+        keep->push_back(Napi::Persistent(info[0]));
+        keep->push_back(Napi::Persistent(info[3]));
+        keep->push_back(Napi::Persistent(info.This()));
+        busy_++;
+        const pali_vision_model * model = model_;
+        const float * px = pixels.Data();
+        float * o = out.Data();
+        size_t count = out.ElementLength();
+        return run_async(
+            env, [=]() { return pali_vision_model_encode(model, px, n_images, threads, o, count); },
+            [this, keep](Napi::Env e) {
+                busy_--;
+                return e.Undefined();
+            });
+    }
+
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
+        // An encode in flight still uses the weights; JS disposes only when none is (busy() is exposed).
+        if (busy_ > 0) throw status_error(info.Env(), PALI_ERR_INVALID_ARGUMENT, "the vision model is busy");
         pali_vision_model_free(model_);
         model_ = nullptr;
         return info.Env().Undefined();
     }
+
+    int busy_ = 0;
 };
 
 Napi::FunctionReference VisionModel::constructor;

@@ -28,6 +28,7 @@ const char * pali_status_name(int32_t status) {
         case PALI_ERR_ABORTED:           return "PALI_ERR_ABORTED";
         case PALI_ERR_OUT_OF_MEMORY:     return "PALI_ERR_OUT_OF_MEMORY";
         case PALI_ERR_IO:                return "PALI_ERR_IO";
+        case PALI_ERR_CONTEXT_OVERFLOW:  return "PALI_ERR_CONTEXT_OVERFLOW";
         case PALI_ERR_INTERNAL:          return "PALI_ERR_INTERNAL";
         default:                         return "PALI_ERR_UNKNOWN";
     }

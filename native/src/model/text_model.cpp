@@ -8,10 +8,7 @@
 #include <string>
 #include <system_error>
 
-struct pali_text_model {
-    llama_model * model = nullptr;
-    std::string   description;
-};
+#include "text_model.h"
 
 extern "C" {
 
@@ -47,6 +44,13 @@ int32_t pali_text_model_load(const char * path, struct pali_text_model_params pa
         }
         auto * handle = new pali_text_model();
         handle->model = model;
+        handle->path = path;
+        const int32_t status = pali::locate_token_embeddings(path, *handle);
+        if (status != PALI_OK) {
+            llama_model_free(model);
+            delete handle;
+            return status;
+        }
         char buf[256];
         llama_model_desc(model, buf, sizeof(buf));
         handle->description = buf;

@@ -1,9 +1,11 @@
 // C API over pali::vision_model.
+#include "siglip.h"
 #include "vision_model.h"
 
 #include "../core/internal.h"
 
 #include <memory>
+#include <string>
 
 struct pali_vision_model {
     pali::vision_model model;
@@ -65,6 +67,23 @@ int32_t pali_vision_model_get_info(const pali_vision_model * model, struct pali_
     out->size_bytes        = model->model.buffer ? ggml_backend_buffer_get_size(model->model.buffer) : 0;
     out->device            = ggml_backend_dev_name(model->device);
     return PALI_OK;
+}
+
+int32_t pali_vision_model_encode(const pali_vision_model * model, const float * pixels, int32_t n_images, int32_t n_threads,
+                                 float * out, size_t out_count) {
+    return pali::guard("pali_vision_model_encode", [&]() -> int32_t {
+        if (model == nullptr || pixels == nullptr || out == nullptr || n_images <= 0) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "model, pixels, out and at least one image are required");
+        }
+        const auto & hp = model->model.hparams;
+        if (out_count != (size_t) n_images * hp.n_patches * hp.projection_dim) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "out has room for " + std::to_string(out_count) + " floats, " +
+                                                             std::to_string((size_t) n_images * hp.n_patches * hp.projection_dim) + " are needed");
+        }
+        // Compute buffers are per call, so several encodes may run at once on one model.
+        pali::vision_runner runner(model->model, model->device);
+        return runner.encode(pixels, n_images, n_threads, out);
+    });
 }
 
 } // extern "C"

@@ -67,6 +67,8 @@ export interface ConvertResult {
 }
 
 const CHUNK_VALUES = 4 * 1024 * 1024;
+/** A sliding window no context reaches: libllama then attends globally in Gemma 2's sliding layers. */
+export const GLOBAL_WINDOW = 1 << 20;
 
 async function loadTensors(dir: string): Promise<SafetensorsTensor[]> {
   const index = join(dir, "model.safetensors.index.json");
@@ -158,10 +160,11 @@ function modelMetadata(
     kv.push(
       ["gemma2.attn_logit_softcapping", f32(t.attnLogitSoftcap ?? 50)],
       ["gemma2.final_logit_softcapping", f32(t.finalLogitSoftcap ?? 30)],
-      // PaliGemma 2 was trained with global attention in every layer (SPEC "Decisions"): a pattern of 1
-      // makes libllama treat no layer as sliding. The trained window is kept for reference.
-      ["gemma2.attention.sliding_window", u32(t.slidingWindow ?? 4096)],
-      ["gemma2.attention.sliding_window_pattern", u32(1)],
+      // PaliGemma 2 was trained with global attention in every layer (SPEC "Decisions"). libllama's Gemma 2
+      // graph alternates sliding and global layers; a window wider than any context makes the sliding ones
+      // global. (A sliding_window_pattern of 1 would trip an assertion in libllama's cache setup.)
+      ["gemma2.attention.sliding_window", u32(GLOBAL_WINDOW)],
+      ["paligemma.trained_sliding_window", u32(t.slidingWindow ?? 4096)],
     );
   }
   kv.push(...vocabularyMetadata(vocab), ...paligemmaMetadata(spec));

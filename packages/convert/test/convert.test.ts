@@ -141,7 +141,9 @@ describe("model metadata", () => {
     expect(get("paligemma.source")).toBe("pg2-448");
     expect(get("gemma2.final_logit_softcapping")).toBe(30);
     expect(get("gemma2.attn_logit_softcapping")).toBe(50);
-    expect(get("gemma2.attention.sliding_window_pattern")).toBe(1);
+    expect(get("gemma2.attention.sliding_window")).toBe(1 << 20);
+    expect(get("gemma2.attention.sliding_window_pattern")).toBeUndefined();
+    expect(get("paligemma.trained_sliding_window")).toBe(16384);
     expect(get("tokenizer.ggml.add_space_prefix")).toBe(false);
     const tokens = get("tokenizer.ggml.tokens") as string[];
     expect(tokens.length).toBe(5184);

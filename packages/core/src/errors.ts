@@ -14,6 +14,8 @@ export const ErrorCode = {
   NativeBinary: "ERR_NATIVE_BINARY",
   OutOfMemory: "ERR_OUT_OF_MEMORY",
   Io: "ERR_IO",
+  /** a gated or private Hugging Face repo that needs a token, or a token without access */
+  Auth: "ERR_AUTH",
   Internal: "ERR_INTERNAL",
 } as const;
 
@@ -50,6 +52,18 @@ export class UnsupportedModelError extends PaliError {
   }
 }
 
+export class ImageDecodeError extends PaliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.ImageDecode, message, options);
+  }
+}
+
+export class ContextOverflowError extends PaliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.ContextOverflow, message, options);
+  }
+}
+
 export class AbortError extends PaliError {
   constructor(message = "The operation was aborted", options?: { cause?: unknown }) {
     super(ErrorCode.Aborted, message, options);
@@ -83,6 +97,7 @@ const nativeStatusCodes: Record<string, ErrorCode> = {
   PALI_ERR_ABORTED: ErrorCode.Aborted,
   PALI_ERR_OUT_OF_MEMORY: ErrorCode.OutOfMemory,
   PALI_ERR_IO: ErrorCode.Io,
+  PALI_ERR_CONTEXT_OVERFLOW: ErrorCode.ContextOverflow,
 };
 
 /** The one place where an error thrown by the addon becomes a PaliError. */

@@ -3,7 +3,7 @@ export * from "./files.js";
 export * from "./ggml-gguf.js";
 export * from "./handle.js";
 export type * from "./native.js";
-export { loadNative, nativeBinaryPath } from "./native.js";
+export { loadNative, NativeFinishReason, nativeBinaryPath } from "./native.js";
 export * from "./quantize.js";
 export * from "./system.js";
 export * from "./tensor.js";

@@ -66,11 +66,58 @@ export interface NativeVisionModelInfo {
 
 export interface NativeVisionModel {
   info(): NativeVisionModelInfo;
+  encode(pixels: Float32Array, nImages: number, threads: number, out: Float32Array): Promise<void>;
   dispose(): void;
 }
 
 export interface NativeVisionModelConstructor {
   load(path: string, options: { useGpu: boolean }): Promise<NativeVisionModel>;
+}
+
+export interface NativeGenerateParams {
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  repeatLastN: number;
+  seed: number;
+  stopIds: Int32Array;
+}
+
+export interface NativeTimings {
+  prefillMs: number;
+  prefillTokens: number;
+  decodeMs: number;
+  decodedTokens: number;
+}
+
+/** pali.h `enum pali_finish_reason` */
+export const NativeFinishReason = { eos: 0, length: 1, stop: 2, aborted: 3 } as const;
+
+/**
+ * One request at a time over a TextModel (KV cache, buffers). The TextModel must stay undisposed while a
+ * context exists; the SDK disposes contexts first.
+ */
+export interface NativeContext {
+  prefill(imageEmbeddings: Float32Array, imageTokens: number, textIds: Int32Array): Promise<void>;
+  logits(out: Float32Array): void;
+  generate(
+    params: NativeGenerateParams,
+    onToken: ((token: number, logprob: number) => void) | null,
+  ): Promise<{ tokens: Int32Array; logprobs: Float32Array; finishReason: number }>;
+  score(suffix: Int32Array, out: Float32Array): Promise<void>;
+  abort(abort: boolean): void;
+  timings(): NativeTimings;
+  dispose(): void;
+}
+
+export interface NativeContextConstructor {
+  create(
+    model: NativeTextModel,
+    options: { nCtx: number; threads: number; flashAttn: boolean; kvF32: boolean },
+  ): Promise<NativeContext>;
 }
 
 /** pali.h `enum pali_log_level` */
@@ -82,10 +129,12 @@ export interface NativeAddon {
   ggufMetadataJson(path: string): Promise<string>;
   quantize(input: string, output: string, type: string, threads: number): Promise<void>;
   rowSize(type: string, nPerRow: number): number;
+  preprocessImage(rgb: Uint8Array, width: number, height: number, size: number, out: Float32Array): Promise<void>;
   convertRows(type: string, src: Float32Array, nRows: number, nPerRow: number, dst: Uint8Array, threads: number): Promise<void>;
   setLogCallback(callback: ((level: NativeLogLevel, text: string) => void) | null, minLevel?: NativeLogLevel): void;
   TextModel: NativeTextModelConstructor;
   VisionModel: NativeVisionModelConstructor;
+  Context: NativeContextConstructor;
 }
 
 const require = createRequire(import.meta.url);

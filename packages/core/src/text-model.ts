@@ -44,6 +44,11 @@ export class TextModel extends NativeHandle<NativeTextModel> {
     return Array.from(this.native.tokenize(text, parseSpecial));
   }
 
+  /** The native handle, for code that builds on it in this workspace (the SDK's contexts). */
+  get handle(): NativeTextModel {
+    return this.native;
+  }
+
   /** A metadata value as libllama stores it (stringified), or undefined when the key is absent. */
   meta(key: string): string | undefined {
     return this.native.meta(expectNonEmptyString(key, "key"));

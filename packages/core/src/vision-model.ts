@@ -1,8 +1,9 @@
 /** The SigLIP image encoder and projector of an mmproj file, validated and loaded by the native core. */
-import { fromNativeError } from "./errors.js";
+import { fromNativeError, InvalidArgumentError } from "./errors.js";
 import { NativeHandle } from "./handle.js";
 import { loadNative, type NativeVisionModel, type NativeVisionModelInfo } from "./native.js";
-import { expectBoolean, expectNonEmptyString, expectObject, optional } from "./validate.js";
+import { Tensor } from "./tensor.js";
+import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, optional } from "./validate.js";
 
 export interface VisionModelOptions {
   /** Put the weights on the first GPU when there is one (default true). */
@@ -29,5 +30,28 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
 
   info(): VisionModelInfo {
     return this.native.info();
+  }
+
+  /**
+   * Image embeddings for `count` preprocessed images (each [3][S][S], as preprocessImage makes them):
+   * a [count, N, D] tensor, computed off the JS thread.
+   */
+  async encode(pixels: Float32Array, count = 1, options: { threads?: number } = {}): Promise<Tensor<"f32">> {
+    const info = this.native.info();
+    const size = info.imageSize;
+    expectInteger(count, "count", 1, 1024);
+    if (!(pixels instanceof Float32Array) || pixels.length !== count * 3 * size * size) {
+      throw new InvalidArgumentError(
+        `Expected ${count} image(s) of 3×${size}×${size} floats (${count * 3 * size * size}) for pixels`,
+      );
+    }
+    const threads = optional(options.threads, 0, (v) => expectInteger(v, "threads", 0, 1024));
+    const out = new Float32Array(count * info.imageTokenCount * info.projectionDim);
+    try {
+      await this.native.encode(pixels, count, threads, out);
+    } catch (error) {
+      throw fromNativeError(error, "Could not encode the image");
+    }
+    return Tensor.from("f32", [count, info.imageTokenCount, info.projectionDim], out);
   }
 }

@@ -1,0 +1,147 @@
+// SigLIP-So400m image encoder and PaliGemma's linear projector as one ggml graph, run through ggml's
+// backend scheduler (so the same graph runs on CPU, CUDA, Metal or Vulkan). Several images per graph.
+#include "siglip.h"
+
+#include "../core/internal.h"
+
+#include "ggml-alloc.h"
+
+#include <cmath>
+#include <vector>
+
+namespace pali {
+
+namespace {
+
+ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps) {
+    x = ggml_norm(ctx, x, eps);
+    return ggml_add(ctx, ggml_mul(ctx, x, w), b);
+}
+
+ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) {
+    return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);
+}
+
+// GELU with the tanh approximation (gelu_pytorch_tanh), composed from exact ops: ggml_gelu reads an
+// fp16 table, which costs about 1e-3 relative error, too much for feature parity with transformers.
+ggml_tensor * gelu_tanh(ggml_context * ctx, ggml_tensor * x) {
+    const float c = 0.7978845608028654f; // sqrt(2 / pi)
+    ggml_tensor * x3 = ggml_mul(ctx, x, ggml_sqr(ctx, x));
+    ggml_tensor * inner = ggml_add(ctx, x, ggml_scale(ctx, x3, 0.044715f));
+    ggml_tensor * t = ggml_tanh(ctx, ggml_scale(ctx, inner, c));
+    return ggml_mul(ctx, x, ggml_scale_bias(ctx, t, 0.5f, 0.5f));
+}
+
+// pixels: [S, S, 3, B] (ggml order: width fastest) → image embeddings [D, N, B].
+ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tensor * pixels, int n_images) {
+    const auto & hp = m.hparams;
+    const int64_t h = hp.n_embd, n = hp.n_patches, heads = hp.n_head, hd = hp.n_embd / hp.n_head;
+
+    // Patch embedding: a P×P convolution with stride P is one matrix product over non-overlapping patches.
+    // (ggml_conv_2d would round the pixels to f16 in its im2col.)
+    const int64_t p = hp.patch_size, s = hp.image_size, g = s / p;
+    ggml_tensor * kernel = ggml_reshape_2d(ctx, m.patch_w, p * p * 3, h);
+    ggml_tensor * x = nullptr;
+    for (int b = 0; b < n_images; b++) {
+        ggml_tensor * img = ggml_view_4d(ctx, pixels, p, g, p, g * 3, pixels->nb[0] * p, pixels->nb[1], pixels->nb[1] * p, b * pixels->nb[3]);
+        img = ggml_cont(ctx, ggml_permute(ctx, img, 0, 2, 1, 3));            // [P(x), P(y), G(x), G(y)·3]
+        img = ggml_reshape_4d(ctx, img, p * p, g, g, 3);
+        img = ggml_cont(ctx, ggml_permute(ctx, img, 0, 2, 3, 1));            // [P·P, 3, G(x), G(y)]
+        img = ggml_reshape_2d(ctx, img, p * p * 3, n);                       // one column per patch, raster order
+        ggml_tensor * e = ggml_mul_mat(ctx, kernel, img);                    // [h, N]
+        x = x == nullptr ? e : ggml_concat(ctx, x, e, 1);
+    }
+    x = ggml_reshape_3d(ctx, x, h, n, n_images);                             // [h, N, B]
+    x = ggml_add(ctx, x, m.patch_b);
+    x = ggml_add(ctx, x, m.pos);
+    ggml_set_name(x, "embeddings");
+
+    const float scale = 1.0f / std::sqrt((float) hd);
+    for (int il = 0; il < hp.n_layer; il++) {
+        const vision_layer & L = m.layers[il];
+        ggml_tensor * cur = layer_norm(ctx, x, L.ln1_w, L.ln1_b, hp.eps);
+
+        ggml_tensor * q = ggml_reshape_4d(ctx, linear(ctx, cur, L.q_w, L.q_b), hd, heads, n, n_images);
+        ggml_tensor * k = ggml_reshape_4d(ctx, linear(ctx, cur, L.k_w, L.k_b), hd, heads, n, n_images);
+        ggml_tensor * v = ggml_reshape_4d(ctx, linear(ctx, cur, L.v_w, L.v_b), hd, heads, n, n_images);
+        q = ggml_permute(ctx, q, 0, 2, 1, 3);                   // [hd, N, heads, B]
+        k = ggml_permute(ctx, k, 0, 2, 1, 3);                   // [hd, N, heads, B]
+        v = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));   // [N, hd, heads, B]
+        ggml_tensor * kq = ggml_mul_mat(ctx, k, q);             // [N_k, N_q, heads, B]
+        kq = ggml_soft_max_ext(ctx, kq, nullptr, scale, 0.0f);  // full attention: no mask
+        ggml_tensor * kqv = ggml_mul_mat(ctx, v, kq);           // [hd, N_q, heads, B]
+        kqv = ggml_permute(ctx, kqv, 0, 2, 1, 3);               // [hd, heads, N, B]
+        cur = ggml_cont_3d(ctx, kqv, h, n, n_images);
+        cur = linear(ctx, cur, L.o_w, L.o_b);
+        x = ggml_add(ctx, x, cur);
+
+        cur = layer_norm(ctx, x, L.ln2_w, L.ln2_b, hp.eps);
+        cur = gelu_tanh(ctx, linear(ctx, cur, L.up_w, L.up_b));
+        cur = linear(ctx, cur, L.down_w, L.down_b);
+        x = ggml_add(ctx, x, cur);
+    }
+    x = layer_norm(ctx, x, m.post_ln_w, m.post_ln_b, hp.eps);
+    ggml_set_name(x, "vision_out");
+    // The projector's output enters the decoder unscaled (SPEC §1.3, "Decisions").
+    x = linear(ctx, x, m.proj_w, m.proj_b);
+    ggml_set_name(x, "image_embeddings");
+    return x;
+}
+
+} // namespace
+
+vision_runner::vision_runner(const vision_model & model, ggml_backend_dev_t device) : model_(model) {
+    ggml_backend_dev_t cpu_dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (device != nullptr && device != cpu_dev) {
+        backends_.push_back(ggml_backend_dev_init(device, nullptr));
+    }
+    cpu_ = ggml_backend_dev_init(cpu_dev, nullptr);
+    backends_.push_back(cpu_);
+    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu_dev);
+    set_threads_ = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
+    sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), 8192, false, true);
+}
+
+vision_runner::~vision_runner() {
+    if (sched_) ggml_backend_sched_free(sched_);
+    for (ggml_backend_t b : backends_) ggml_backend_free(b);
+}
+
+int32_t vision_runner::encode(const float * pixels, int n_images, int n_threads, float * out) {
+    const auto & hp = model_.hparams;
+    if (n_images <= 0) return fail(PALI_ERR_INVALID_ARGUMENT, "no images to encode");
+    if (sched_ == nullptr || cpu_ == nullptr) return fail(PALI_ERR_BACKEND, "could not create a ggml backend for the image encoder");
+    if (set_threads_) set_threads_(cpu_, n_threads > 0 ? n_threads : pali_default_threads());
+
+    const size_t meta = ggml_tensor_overhead() * 4096 + ggml_graph_overhead_custom(8192, false);
+    std::vector<uint8_t> meta_buf(meta);
+    ggml_init_params params = { meta, meta_buf.data(), /*no_alloc =*/ true };
+    ggml_context * ctx = ggml_init(params);
+    if (ctx == nullptr) return fail(PALI_ERR_OUT_OF_MEMORY, "could not create the image encoder's graph");
+
+    ggml_tensor * inp = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, hp.image_size, hp.image_size, 3, n_images);
+    ggml_set_name(inp, "pixels");
+    ggml_set_input(inp);
+    ggml_tensor * res = build_graph(ctx, model_, inp, n_images);
+    ggml_set_output(res);
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, 8192, false);
+    ggml_build_forward_expand(gf, res);
+
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, gf)) {
+        ggml_free(ctx);
+        return fail(PALI_ERR_OUT_OF_MEMORY, "could not allocate the image encoder's compute buffers");
+    }
+    // pixels arrive as [B][3][S][S] (channel planes), which is ggml's [S, S, 3, B]
+    ggml_backend_tensor_set(inp, pixels, 0, ggml_nbytes(inp));
+    const ggml_status status = ggml_backend_sched_graph_compute(sched_, gf);
+    if (status != GGML_STATUS_SUCCESS) {
+        ggml_free(ctx);
+        return fail(status == GGML_STATUS_ABORTED ? PALI_ERR_ABORTED : PALI_ERR_BACKEND, "the image encoder's graph failed to run");
+    }
+    ggml_backend_tensor_get(res, out, 0, ggml_nbytes(res));
+    ggml_free(ctx);
+    return PALI_OK;
+}
+
+} // namespace pali

@@ -1,0 +1,289 @@
+// PaliGemma's prefix-LM on libllama: [image embeddings][<bos>][prompt]["\n"] as ONE non-causal batch of
+// embeddings (libllama takes either tokens or embeddings, and the whole prefix must attend to itself),
+// then causal decoding token by token, or teacher-forced scoring of a suffix.
+#include "../core/internal.h"
+#include "../model/text_model.h"
+
+#include "llama.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+struct pali_context {
+    const pali_text_model * model = nullptr;
+    llama_context *         lctx = nullptr;
+    int32_t                 n_ctx = 0;
+    int32_t                 n_past = 0;   // positions used; the next token goes at n_past + 1 (1-based, as HF)
+    std::atomic<bool>       abort{false};
+    pali_timings            timings{};
+};
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double ms_since(clock_type::time_point t0) {
+    return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+}
+
+bool abort_callback(void * data) { return static_cast<pali_context *>(data)->abort.load(); }
+
+// log(softmax(logits))[token] and softmax(logits)[token], over the full vocabulary.
+void token_stats(const float * logits, int32_t n_vocab, int32_t token, float & logprob, float & prob) {
+    float max = logits[0];
+    for (int32_t i = 1; i < n_vocab; i++) max = std::max(max, logits[i]);
+    double sum = 0.0;
+    for (int32_t i = 0; i < n_vocab; i++) sum += std::exp((double) logits[i] - max);
+    logprob = (float) ((double) logits[token] - max - std::log(sum));
+    prob = std::exp(logprob);
+}
+
+int32_t decode_status(int32_t ret, pali_context * ctx) {
+    if (ret == 0) return PALI_OK;
+    if (ret == 2 || ctx->abort.load()) return pali::fail(PALI_ERR_ABORTED, "aborted");
+    if (ret == 1) return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the context is full");
+    return pali::fail(PALI_ERR_BACKEND, "llama_decode failed with status " + std::to_string(ret));
+}
+
+// One token at the next position, causally; logits requested for it.
+int32_t decode_token(pali_context * ctx, int32_t token) {
+    if (ctx->n_past + 1 >= ctx->n_ctx) return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the answer reached the end of the context");
+    llama_batch batch = llama_batch_init(1, 0, 1);
+    batch.n_tokens = 1;
+    batch.token[0] = token;
+    batch.pos[0] = ctx->n_past + 1;
+    batch.n_seq_id[0] = 1;
+    batch.seq_id[0][0] = 0;
+    batch.logits[0] = 1;
+    const int32_t ret = llama_decode(ctx->lctx, batch);
+    llama_batch_free(batch);
+    if (ret == 0) ctx->n_past++;
+    return decode_status(ret, ctx);
+}
+
+} // namespace
+
+extern "C" {
+
+struct pali_context_params pali_context_default_params(void) {
+    pali_context_params p;
+    p.n_ctx = 0;
+    p.n_threads = 0;
+    p.flash_attn = false;
+    p.kv_f32 = false;
+    return p;
+}
+
+int32_t pali_context_init(const pali_text_model * model, struct pali_context_params params, pali_context ** out) {
+    return pali::guard("pali_context_init", [&]() -> int32_t {
+        if (model == nullptr || out == nullptr || params.n_ctx <= 0) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a model, out and a positive context size are required");
+        }
+        *out = nullptr;
+        llama_context_params cp = llama_context_default_params();
+        cp.n_ctx = (uint32_t) params.n_ctx;
+        // The prefix must be one ubatch: libllama's non-causal mask only spans the tokens of one ubatch.
+        cp.n_batch = cp.n_ubatch = (uint32_t) params.n_ctx;
+        cp.n_seq_max = 1;
+        const int32_t threads = params.n_threads > 0 ? params.n_threads : pali_default_threads();
+        cp.n_threads = cp.n_threads_batch = threads;
+        cp.flash_attn_type = params.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        cp.type_k = cp.type_v = params.kv_f32 ? GGML_TYPE_F32 : GGML_TYPE_F16;
+        cp.no_perf = true;
+        auto * ctx = new pali_context();
+        ctx->model = model;
+        ctx->n_ctx = params.n_ctx;
+        ctx->lctx = llama_init_from_model(model->model, cp);
+        if (ctx->lctx == nullptr) {
+            delete ctx;
+            return pali::fail(PALI_ERR_OUT_OF_MEMORY, "libllama could not create a context of " + std::to_string(params.n_ctx) + " tokens");
+        }
+        llama_set_abort_callback(ctx->lctx, abort_callback, ctx);
+        *out = ctx;
+        return PALI_OK;
+    });
+}
+
+void pali_context_free(pali_context * ctx) {
+    if (ctx == nullptr) return;
+    llama_free(ctx->lctx);
+    delete ctx;
+}
+
+void pali_context_abort(pali_context * ctx, bool abort) {
+    if (ctx != nullptr) ctx->abort.store(abort);
+}
+
+int32_t pali_context_prefill(pali_context * ctx, const float * image_embd, int32_t n_image, const int32_t * text_ids, int32_t n_text) {
+    return pali::guard("pali_context_prefill", [&]() -> int32_t {
+        if (ctx == nullptr || (n_image > 0 && image_embd == nullptr) || (n_text > 0 && text_ids == nullptr) || n_image < 0 || n_text < 1) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a context, image embeddings and at least one text token are required");
+        }
+        const int32_t n = n_image + n_text;
+        // + 1: positions start at 1, and the first answer token needs a slot
+        if (n + 2 > ctx->n_ctx) {
+            return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the prompt needs " + std::to_string(n) + " positions but the context holds " + std::to_string(ctx->n_ctx));
+        }
+        const auto t0 = clock_type::now();
+        const int32_t d = ctx->model->n_embd;
+        llama_memory_clear(llama_get_memory(ctx->lctx), true);
+        ctx->n_past = 0;
+        ctx->timings = {};
+
+        llama_batch batch = llama_batch_init(n, d, 1);
+        batch.n_tokens = n;
+        // libllama's Gemma graphs multiply every input row by sqrt(D). Text rows are the token embeddings,
+        // which HF scales the same way; image rows enter HF's decoder unscaled, so divide them first.
+        const float inv_scale = 1.0f / std::sqrt((float) d);
+        for (int32_t i = 0; i < n_image; i++) {
+            for (int32_t j = 0; j < d; j++) batch.embd[(size_t) i * d + j] = image_embd[(size_t) i * d + j] * inv_scale;
+        }
+        int32_t status = pali::read_token_embeddings(*ctx->model, text_ids, n_text, batch.embd + (size_t) n_image * d);
+        if (status != PALI_OK) {
+            llama_batch_free(batch);
+            return status;
+        }
+        for (int32_t i = 0; i < n; i++) {
+            batch.pos[i] = i + 1;
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = 0;
+            batch.logits[i] = i == n - 1;
+        }
+        llama_set_causal_attn(ctx->lctx, false);
+        const int32_t ret = llama_decode(ctx->lctx, batch);
+        llama_set_causal_attn(ctx->lctx, true);
+        llama_batch_free(batch);
+        status = decode_status(ret, ctx);
+        if (status != PALI_OK) return status;
+        ctx->n_past = n;
+        ctx->timings.prefill_ms = ms_since(t0);
+        ctx->timings.n_prefill = n;
+        return PALI_OK;
+    });
+}
+
+int32_t pali_context_logits(pali_context * ctx, float * out, int32_t n_vocab) {
+    if (ctx == nullptr || out == nullptr || n_vocab != ctx->model->n_vocab) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "logits buffer must hold n_vocab floats");
+    const float * logits = llama_get_logits_ith(ctx->lctx, -1);
+    if (logits == nullptr) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "no logits: run the prefix first");
+    std::copy(logits, logits + n_vocab, out);
+    return PALI_OK;
+}
+
+struct pali_generate_params pali_generate_default_params(void) {
+    pali_generate_params p{};
+    p.max_tokens = 32;
+    p.temperature = 0.0f;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.min_p = 0.0f;
+    p.repeat_penalty = 1.0f;
+    p.repeat_last_n = 64;
+    p.seed = 0;
+    p.stop_ids = nullptr;
+    p.n_stop_ids = 0;
+    return p;
+}
+
+int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_params * params, pali_token_callback callback,
+                              void * user_data, int32_t * finish_reason) {
+    return pali::guard("pali_context_generate", [&]() -> int32_t {
+        if (ctx == nullptr || params == nullptr || finish_reason == nullptr || params->max_tokens < 1) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a context, parameters with max_tokens >= 1 and finish_reason are required");
+        }
+        if (ctx->n_past == 0) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "run the prefix first");
+        const int32_t n_vocab = ctx->model->n_vocab;
+        llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+        if (params->repeat_penalty != 1.0f) {
+            llama_sampler_chain_add(chain, llama_sampler_init_penalties(n_vocab, params->repeat_last_n, params->repeat_penalty, 0.0f, 0.0f));
+        }
+        if (params->temperature <= 0.0f) {
+            llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+        } else {
+            if (params->top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(params->top_k));
+            if (params->top_p < 1.0f) llama_sampler_chain_add(chain, llama_sampler_init_top_p(params->top_p, 1));
+            if (params->min_p > 0.0f) llama_sampler_chain_add(chain, llama_sampler_init_min_p(params->min_p, 1));
+            llama_sampler_chain_add(chain, llama_sampler_init_temp(params->temperature));
+            llama_sampler_chain_add(chain, llama_sampler_init_dist(params->seed));
+        }
+        const auto t0 = clock_type::now();
+        int32_t status = PALI_OK;
+        *finish_reason = PALI_FINISH_LENGTH;
+        const llama_vocab * vocab = llama_model_get_vocab(ctx->model->model);
+        const int32_t eos = llama_vocab_eos(vocab);
+        for (int32_t i = 0; i < params->max_tokens; i++) {
+            if (ctx->abort.load()) {
+                *finish_reason = PALI_FINISH_ABORTED;
+                break;
+            }
+            const float * logits = llama_get_logits_ith(ctx->lctx, -1);
+            // greedy takes the first maximal index, as torch.argmax does on CPU
+            const int32_t token = llama_sampler_sample(chain, ctx->lctx, -1);
+            float logprob = 0.0f, prob = 0.0f;
+            token_stats(logits, n_vocab, token, logprob, prob);
+            ctx->timings.n_decoded++;
+            const bool is_stop = token == eos || std::find(params->stop_ids, params->stop_ids + params->n_stop_ids, token) != params->stop_ids + params->n_stop_ids;
+            if (callback != nullptr && !callback(token, logprob, user_data)) {
+                *finish_reason = PALI_FINISH_ABORTED;
+                break;
+            }
+            if (is_stop) {
+                *finish_reason = token == eos ? PALI_FINISH_EOS : PALI_FINISH_STOP;
+                break;
+            }
+            if (i + 1 == params->max_tokens) break;
+            status = decode_token(ctx, token);
+            if (status == PALI_ERR_ABORTED) {
+                status = PALI_OK;
+                *finish_reason = PALI_FINISH_ABORTED;
+                break;
+            }
+            if (status != PALI_OK) break;
+        }
+        llama_sampler_free(chain);
+        ctx->timings.decode_ms = ms_since(t0);
+        return status;
+    });
+}
+
+int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n, float * logprobs) {
+    return pali::guard("pali_context_score", [&]() -> int32_t {
+        if (ctx == nullptr || suffix == nullptr || logprobs == nullptr || n < 1) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a context, a non-empty suffix and room for its log-probabilities are required");
+        }
+        if (ctx->n_past == 0) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "run the prefix first");
+        if (ctx->n_past + n + 1 > ctx->n_ctx) return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the suffix does not fit in the context");
+        const int32_t n_vocab = ctx->model->n_vocab;
+        for (int32_t i = 0; i < n; i++) {
+            if (suffix[i] < 0 || suffix[i] >= n_vocab) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "suffix token outside the vocabulary");
+        }
+        float prob = 0.0f;
+        // The prefix's last logits predict the first suffix token.
+        token_stats(llama_get_logits_ith(ctx->lctx, -1), n_vocab, suffix[0], logprobs[0], prob);
+        if (n == 1) return PALI_OK;
+        // The rest in one causal batch (all but the last token are inputs), logits at every position.
+        llama_batch batch = llama_batch_init(n - 1, 0, 1);
+        batch.n_tokens = n - 1;
+        for (int32_t i = 0; i < n - 1; i++) {
+            batch.token[i] = suffix[i];
+            batch.pos[i] = ctx->n_past + 1 + i;
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = 0;
+            batch.logits[i] = 1;
+        }
+        const int32_t ret = llama_decode(ctx->lctx, batch);
+        llama_batch_free(batch);
+        const int32_t status = decode_status(ret, ctx);
+        if (status != PALI_OK) return status;
+        ctx->n_past += n - 1;
+        for (int32_t i = 1; i < n; i++) token_stats(llama_get_logits_ith(ctx->lctx, i - 1), n_vocab, suffix[i], logprobs[i], prob);
+        return PALI_OK;
+    });
+}
+
+struct pali_timings pali_context_timings(const pali_context * ctx) { return ctx ? ctx->timings : pali_timings{}; }
+
+} // extern "C"

@@ -1,0 +1,136 @@
+/** Request options: validated and defaulted once, here, then passed whole to native code. */
+import {
+  expectAbortSignal,
+  expectBoolean,
+  expectInteger,
+  expectNonEmptyString,
+  expectNumberInRange,
+  expectObject,
+  expectOneOf,
+  expectString,
+  InvalidArgumentError,
+  optional,
+  type Tensor,
+} from "@pali/core";
+import type { ImageInput } from "./image.js";
+
+export interface LoadOptions {
+  /** the model GGUF (`pali convert`'s `<name>-<type>.gguf`) */
+  model: string;
+  /** the mmproj GGUF; default: `mmproj-<name>-*.gguf` beside the model */
+  mmproj?: string;
+  /** CPU threads; default the physical cores */
+  threads?: number;
+  /** use a GPU backend when one was built and found (default true) */
+  gpu?: boolean;
+  /** positions per request: image tokens + prompt + answer; default image tokens + 1024 (at most 8192) */
+  contextSize?: number;
+  /** ggml flash attention (f16 inside): faster, slightly different numbers (default false) */
+  flashAttention?: boolean;
+  /** KV cache precision: "f16" (default) or "f32" (exact parity with transformers) */
+  kvCacheType?: "f16" | "f32";
+  /** images larger than this many pixels are refused before decoding (default like sharp's) */
+  pixelLimit?: number;
+  signal?: AbortSignal;
+}
+
+export interface SamplingOptions {
+  /** 0 (default): greedy */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  seed?: number;
+}
+
+export interface GenerateRequest {
+  /** an image, or image embeddings from encodeImage() */
+  image: ImageInput | Tensor<"f32">;
+  prompt: string;
+  /** default 128 */
+  maxTokens?: number;
+  sampling?: SamplingOptions;
+  /** stop when the answer contains one of these strings (not included in the text) */
+  stop?: string[];
+  /** beam search; only 1 (no beams) is supported so far */
+  beams?: number;
+  signal?: AbortSignal;
+}
+
+export interface ScoreRequest {
+  image: ImageInput | Tensor<"f32">;
+  prompt: string;
+  suffix: string;
+  signal?: AbortSignal;
+}
+
+export interface ValidatedGenerate {
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  seed: number;
+  stop: string[];
+  signal: AbortSignal | undefined;
+}
+
+export function validateLoad(options: unknown) {
+  const o = expectObject(options, "options") as unknown as LoadOptions;
+  return {
+    model: expectNonEmptyString(o.model, "model"),
+    mmproj: optional(o.mmproj, undefined as string | undefined, (v) => expectNonEmptyString(v, "mmproj")),
+    threads: optional(o.threads, 0, (v) => expectInteger(v, "threads", 1, 1024)),
+    gpu: optional(o.gpu, true, (v) => expectBoolean(v, "gpu")),
+    contextSize: optional(o.contextSize, 0, (v) => expectInteger(v, "contextSize", 16, 1 << 17)),
+    flashAttention: optional(o.flashAttention, false, (v) => expectBoolean(v, "flashAttention")),
+    kvF32: optional(o.kvCacheType, "f16", (v) => expectOneOf(v, "kvCacheType", ["f16", "f32"] as const)) === "f32",
+    pixelLimit: optional(o.pixelLimit, 0x3fff * 0x3fff, (v) => expectInteger(v, "pixelLimit", 1)),
+    signal: expectAbortSignal(o.signal, "signal"),
+  };
+}
+
+function validateImage(image: unknown): void {
+  if (image === undefined || image === null)
+    throw new InvalidArgumentError(
+      "Expected an image (path, bytes, raw pixels or encodeImage() result) for image but received nothing",
+    );
+}
+
+export function validateGenerate(request: unknown): ValidatedGenerate & { image: GenerateRequest["image"]; prompt: string } {
+  const r = expectObject(request, "request") as unknown as GenerateRequest;
+  validateImage(r.image);
+  const s = (r.sampling === undefined ? {} : expectObject(r.sampling, "sampling")) as SamplingOptions;
+  const beams = optional(r.beams, 1, (v) => expectInteger(v, "beams", 1, 16));
+  if (beams > 1) throw new InvalidArgumentError("Beam search is not implemented yet; use beams: 1 (greedy or sampling)");
+  const stop = optional(r.stop, [] as string[], (v) => {
+    if (!Array.isArray(v)) throw new InvalidArgumentError("Expected an array of strings for stop");
+    return v.map((x, i) => expectNonEmptyString(x, `stop[${i}]`));
+  });
+  return {
+    image: r.image,
+    prompt: expectString(r.prompt, "prompt"),
+    maxTokens: optional(r.maxTokens, 128, (v) => expectInteger(v, "maxTokens", 1, 1 << 16)),
+    temperature: optional(s.temperature, 0, (v) => expectNumberInRange(v, "temperature", 0, 100)),
+    topK: optional(s.topK, 0, (v) => expectInteger(v, "topK", 0, 1 << 20)),
+    topP: optional(s.topP, 1, (v) => expectNumberInRange(v, "topP", 0, 1)),
+    minP: optional(s.minP, 0, (v) => expectNumberInRange(v, "minP", 0, 1)),
+    repeatPenalty: optional(s.repeatPenalty, 1, (v) => expectNumberInRange(v, "repeatPenalty", 0.01, 100)),
+    seed: optional(s.seed, 0, (v) => expectInteger(v, "seed", 0, 0xffffffff)),
+    stop,
+    signal: expectAbortSignal(r.signal, "signal"),
+  };
+}
+
+export function validateScore(request: unknown) {
+  const r = expectObject(request, "request") as unknown as ScoreRequest;
+  validateImage(r.image);
+  return {
+    image: r.image,
+    prompt: expectString(r.prompt, "prompt"),
+    suffix: expectString(r.suffix, "suffix"),
+    signal: expectAbortSignal(r.signal, "signal"),
+  };
+}

@@ -1,0 +1,415 @@
+/**
+ * PaliGemma: one loaded model (decoder + image encoder) and a request queue over one context, so that
+ * concurrent calls are served in turn and no request ever sees another's cache.
+ */
+import {
+  AbortError,
+  ContextOverflowError,
+  DisposedError,
+  fromNativeError,
+  InvalidArgumentError,
+  loadNative,
+  type NativeContext,
+  NativeFinishReason,
+  PaliError,
+  Tensor,
+  TextModel,
+  throwIfAborted,
+  VisionModel,
+} from "@pali/core";
+import { buildPrefixIds, buildSuffixIds, Tokenizer } from "@pali/tokenizer";
+import { decodeImage, type ImageInput, preprocessImage } from "./image.js";
+import { type ModelFiles, openModelFiles } from "./model-files.js";
+import {
+  type GenerateRequest,
+  type LoadOptions,
+  type ScoreRequest,
+  validateGenerate,
+  validateLoad,
+  validateScore,
+} from "./options.js";
+
+export type FinishReason = "eos" | "length" | "stop" | "aborted";
+
+export interface Timings {
+  imageEncodeMs: number;
+  prefillMs: number;
+  prefillTokens: number;
+  decodeMs: number;
+  decodedTokens: number;
+  totalMs: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  /** generated token ids, the final <eos> included when the model produced it */
+  tokens: number[];
+  /** each token's log-probability under the model */
+  logprobs: number[];
+  finishReason: FinishReason;
+  timings: Timings;
+}
+
+export interface StreamChunk {
+  /** the text this token completes (UTF-8 safe: bytes of an unfinished character wait) */
+  text: string;
+  token: number;
+  logprob: number;
+}
+
+export interface ScoreResult {
+  /** the suffix's tokens, then <eos> */
+  tokens: number[];
+  logprobs: number[];
+  total: number;
+}
+
+export interface ModelInfo {
+  version: 1 | 2;
+  imageSize: number;
+  imageTokens: number;
+  contextSize: number;
+  vocabSize: number;
+  embeddingLength: number;
+  model: string;
+  mmproj: string;
+  device: string;
+}
+
+const finishReasons: Record<number, FinishReason> = {
+  [NativeFinishReason.eos]: "eos",
+  [NativeFinishReason.length]: "length",
+  [NativeFinishReason.stop]: "stop",
+  [NativeFinishReason.aborted]: "aborted",
+};
+
+export class PaliGemma {
+  readonly info: ModelInfo;
+  readonly tokenizer: Tokenizer;
+  #text: TextModel;
+  #vision: VisionModel;
+  #context: NativeContext;
+  #files: ModelFiles;
+  #threads: number;
+  #pixelLimit: number;
+  #queue: Promise<unknown> = Promise.resolve();
+  #disposed = false;
+  #active: NativeContext | undefined;
+
+  private constructor(
+    files: ModelFiles,
+    text: TextModel,
+    vision: VisionModel,
+    context: NativeContext,
+    contextSize: number,
+    threads: number,
+    pixelLimit: number,
+  ) {
+    this.#files = files;
+    this.#text = text;
+    this.#vision = vision;
+    this.#context = context;
+    this.#threads = threads;
+    this.#pixelLimit = pixelLimit;
+    this.tokenizer = Tokenizer.fromGGUF(files.model);
+    const vinfo = vision.info();
+    this.info = {
+      version: files.version,
+      imageSize: files.imageSize,
+      imageTokens: files.imageTokenCount,
+      contextSize,
+      vocabSize: text.info().vocabSize,
+      embeddingLength: files.embeddingLength,
+      model: files.model.path,
+      mmproj: files.mmproj.path,
+      device: vinfo.device,
+    };
+  }
+
+  /** Loads a model and its mmproj: `await PaliGemma.load({ model: "pg2-224-q8_0.gguf" })`. */
+  static async load(options: LoadOptions): Promise<PaliGemma> {
+    const o = validateLoad(options);
+    throwIfAborted(o.signal);
+    const files = await openModelFiles(o.model, o.mmproj);
+    throwIfAborted(o.signal);
+    const contextSize = o.contextSize || Math.min(8192, files.imageTokenCount + 1024);
+    if (contextSize < files.imageTokenCount + 4) {
+      throw new InvalidArgumentError(
+        `Expected contextSize of at least ${files.imageTokenCount + 4} (the image tokens and a prompt) but received ${contextSize}`,
+      );
+    }
+    const text = await TextModel.load(files.model.path, { gpuLayers: o.gpu ? -1 : 0 });
+    let vision: VisionModel | undefined;
+    try {
+      vision = await VisionModel.load(files.mmproj.path, { gpu: o.gpu });
+      const context = await loadNative().Context.create(text.handle, {
+        nCtx: contextSize,
+        threads: o.threads,
+        flashAttn: o.flashAttention,
+        kvF32: o.kvF32,
+      });
+      return new PaliGemma(files, text, vision, context, contextSize, o.threads, o.pixelLimit);
+    } catch (error) {
+      vision?.dispose();
+      text.dispose();
+      throw fromNativeError(error, `Could not create a context for ${files.model.path}`);
+    }
+  }
+
+  /** Image embeddings [N, D] that generate() and score() accept in place of the image: encode once, ask many. */
+  async encodeImage(image: ImageInput, options: { signal?: AbortSignal } = {}): Promise<Tensor<"f32">> {
+    this.#live();
+    throwIfAborted(options.signal);
+    const rgb = await decodeImage(image, this.#pixelLimit);
+    throwIfAborted(options.signal);
+    const pixels = await preprocessImage(rgb, this.#files.imageSize);
+    const embeddings = await this.#vision.encode(pixels, 1, { threads: this.#threads });
+    return embeddings.reshape([this.#files.imageTokenCount, this.#files.embeddingLength]);
+  }
+
+  async generate(request: GenerateRequest): Promise<GenerateResult> {
+    let text = "";
+    const tokens: number[] = [];
+    const logprobs: number[] = [];
+    const result = await this.#run(request, (chunk) => {
+      text += chunk.text;
+    });
+    for (let i = 0; i < result.tokens.length; i++) {
+      tokens.push(result.tokens[i] as number);
+      logprobs.push(result.logprobs[i] as number);
+    }
+    return { text: result.text ?? text, tokens, logprobs, finishReason: result.finishReason, timings: result.timings };
+  }
+
+  /** Generated text as it is produced: `for await (const { text } of pg.stream({ image, prompt }))`. */
+  async *stream(request: GenerateRequest): AsyncGenerator<StreamChunk> {
+    const pending: StreamChunk[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    let failure: unknown;
+    const run = this.#run(request, (chunk) => {
+      pending.push(chunk);
+      wake?.();
+    }).then(
+      () => {
+        done = true;
+        wake?.();
+      },
+      (error: unknown) => {
+        failure = error;
+        done = true;
+        wake?.();
+      },
+    );
+    while (true) {
+      const next = pending.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (done) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+    await run;
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Teacher-forced log-probabilities of `suffix` (then <eos>) after the image and prompt, in one pass. */
+  async score(request: ScoreRequest): Promise<ScoreResult> {
+    const r = validateScore(request);
+    return this.#exclusive(r.signal, async (context) => {
+      const { embeddings } = await this.#embeddings(r.image, r.signal);
+      const prefix = this.#prefix(r.prompt);
+      const suffix = buildSuffixIds(this.tokenizer, r.suffix);
+      if (prefix.length + suffix.length + 2 > this.info.contextSize) {
+        throw new ContextOverflowError(
+          `The prompt and suffix need ${prefix.length + suffix.length} positions but the context holds ${this.info.contextSize}; load with a larger contextSize`,
+        );
+      }
+      await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
+      const out = new Float32Array(suffix.length);
+      await context.score(Int32Array.from(suffix), out);
+      const logprobs = Array.from(out);
+      return { tokens: suffix, logprobs, total: logprobs.reduce((a, b) => a + b, 0) };
+    });
+  }
+
+  /** The logits (full vocabulary) of the first answer token after the image and prompt. */
+  async nextTokenLogits(request: Omit<ScoreRequest, "suffix">): Promise<Float32Array> {
+    const r = validateScore({ ...request, suffix: "" });
+    return this.#exclusive(r.signal, async (context) => {
+      const { embeddings } = await this.#embeddings(r.image, r.signal);
+      const prefix = this.#prefix(r.prompt);
+      if (prefix.length + this.info.imageTokens + 2 > this.info.contextSize) {
+        throw new ContextOverflowError(
+          `The prompt needs ${prefix.length + this.info.imageTokens} positions but the context holds ${this.info.contextSize}`,
+        );
+      }
+      await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
+      const logits = new Float32Array(this.info.vocabSize);
+      context.logits(logits);
+      return logits;
+    });
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Frees the model; a request in flight is aborted and fails with ERR_DISPOSED. Idempotent. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#active?.abort(true);
+    await this.#queue.catch(() => {});
+    this.#context.dispose();
+    this.#vision.dispose();
+    this.#text.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  #live(): void {
+    if (this.#disposed) throw new DisposedError("This PaliGemma model");
+  }
+
+  /** The prompt layout of SPEC §2.1: [<bos>][prompt + "\n"] after the image tokens, as HF tokenizes it. */
+  #prefix(prompt: string): number[] {
+    const ids = buildPrefixIds(this.tokenizer, {
+      prompt,
+      imageTokenCount: this.info.imageTokens,
+      imageTokenId: this.#files.imageTokenId,
+      parseSpecial: true,
+    });
+    return ids.slice(this.info.imageTokens);
+  }
+
+  async #embeddings(
+    image: ImageInput | Tensor<"f32">,
+    signal: AbortSignal | undefined,
+  ): Promise<{ embeddings: Float32Array; ms: number }> {
+    const t0 = performance.now();
+    if (image instanceof Tensor) {
+      const [n, d] = image.shape;
+      if (image.dtype !== "f32" || n !== this.info.imageTokens || d !== this.info.embeddingLength || image.shape.length !== 2) {
+        throw new InvalidArgumentError(
+          `Expected image embeddings of shape [${this.info.imageTokens}, ${this.info.embeddingLength}] (from this model's encodeImage) but received [${image.shape.join(", ")}]`,
+        );
+      }
+      return { embeddings: image.data, ms: 0 };
+    }
+    const tensor = await this.encodeImage(image, signal ? { signal } : {});
+    return { embeddings: tensor.data, ms: performance.now() - t0 };
+  }
+
+  /** Runs `work` alone on the context, wiring abort and disposal to it. */
+  #exclusive<T>(signal: AbortSignal | undefined, work: (context: NativeContext) => Promise<T>): Promise<T> {
+    this.#live();
+    const run = this.#queue.then(async () => {
+      this.#live();
+      throwIfAborted(signal);
+      const context = this.#context;
+      const onAbort = () => context.abort(true);
+      signal?.addEventListener("abort", onAbort);
+      this.#active = context;
+      try {
+        const result = await work(context);
+        if (this.#disposed) throw new DisposedError("This PaliGemma model");
+        throwIfAborted(signal);
+        return result;
+      } catch (error) {
+        if (this.#disposed) throw new DisposedError("This PaliGemma model");
+        if (signal?.aborted) throw new AbortError("The request was aborted", { cause: signal.reason });
+        throw error instanceof PaliError ? error : fromNativeError(error, "The request failed");
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+        this.#active = undefined;
+        context.abort(false);
+      }
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #run(request: GenerateRequest, onChunk: (chunk: StreamChunk) => void) {
+    const r = validateGenerate(request);
+    return this.#exclusive(r.signal, async (context) => {
+      const started = performance.now();
+      const { embeddings, ms } = await this.#embeddings(r.image, r.signal);
+      const prefix = this.#prefix(r.prompt);
+      if (prefix.length + this.info.imageTokens + 2 > this.info.contextSize) {
+        throw new ContextOverflowError(
+          `The prompt needs ${prefix.length + this.info.imageTokens} positions but the context holds ${this.info.contextSize}; shorten the prompt or load with a larger contextSize`,
+        );
+      }
+      const maxTokens = Math.min(r.maxTokens, this.info.contextSize - prefix.length - this.info.imageTokens - 1);
+      await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
+
+      const decoder = this.tokenizer.createStreamDecoder();
+      let text = "";
+      let stopped = false;
+      let finished = false;
+      let seen = 0;
+      const onToken = (token: number, logprob: number) => {
+        if (stopped || finished) return;
+        seen++;
+        let piece = decoder.push(token);
+        text += piece;
+        const hit = r.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0);
+        if (hit.length > 0) {
+          // Cut at the earliest stop string and end generation there.
+          const cut = Math.min(...hit);
+          piece = piece.slice(0, Math.max(0, piece.length - (text.length - cut)));
+          text = text.slice(0, cut);
+          stopped = true;
+          context.abort(true);
+        }
+        onChunk({ text: piece, token, logprob });
+      };
+      const result = await context.generate(
+        {
+          maxTokens,
+          temperature: r.temperature,
+          topK: r.topK,
+          topP: r.topP,
+          minP: r.minP,
+          repeatPenalty: r.repeatPenalty,
+          repeatLastN: 64,
+          seed: r.seed,
+          stopIds: new Int32Array(),
+        },
+        onToken,
+      );
+      // Thread-safe calls may arrive after the promise: hand over what the stream has not shown yet, then ignore them.
+      for (let i = seen; i < result.tokens.length && !stopped; i++)
+        onToken(result.tokens[i] as number, result.logprobs[i] as number);
+      finished = true;
+      const count = stopped ? seen : result.tokens.length;
+      if (!stopped) text += decoder.flush();
+      const t = context.timings();
+      let finishReason = finishReasons[result.finishReason] ?? "length";
+      if (stopped) finishReason = "stop";
+      else if (finishReason === "aborted" && !r.signal?.aborted && !this.#disposed) finishReason = "length";
+      const timings: Timings = {
+        imageEncodeMs: ms,
+        prefillMs: t.prefillMs,
+        prefillTokens: t.prefillTokens,
+        decodeMs: t.decodeMs,
+        decodedTokens: t.decodedTokens,
+        totalMs: performance.now() - started,
+      };
+      return {
+        text,
+        tokens: result.tokens.subarray(0, count),
+        logprobs: result.logprobs.subarray(0, count),
+        finishReason,
+        timings,
+      };
+    });
+  }
+}

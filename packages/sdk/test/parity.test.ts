@@ -1,0 +1,105 @@
+/**
+ * The engine against transformers on the committed tiny fixtures (models/fixtures/references): pixels,
+ * image features, first-step logits, greedy tokens and suffix log-probabilities, PG1 and PG2 at 224,
+ * 448 and 896 with f32 files, and PG1/PG2-224 at q8_0.
+ */
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeImage, PaliGemma, preprocessImage } from "../src/index.js";
+import { ConvertedFixtures, decisivePrefix, readF32, referenceCases, references } from "./helpers.js";
+
+const fx = new ConvertedFixtures();
+beforeAll(() => fx.init());
+afterAll(() => fx.cleanup());
+
+function relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += ((a[i] as number) - (b[i] as number)) ** 2;
+    den += (b[i] as number) ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+function maxRelative(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs((a[i] as number) - (b[i] as number)));
+    scale = Math.max(scale, Math.abs(b[i] as number));
+  }
+  return diff / scale;
+}
+
+describe("pixels", () => {
+  for (const [size, photos] of [
+    [224, ["astronaut", "camera", "coffee", "cat-rgba"]],
+    [448, ["astronaut"]],
+    [896, ["astronaut"]],
+  ] as const) {
+    for (const photo of photos) {
+      it(`${photo} at ${size} is PIL's bicubic resize (within 1/255)`, async () => {
+        const pixels = await preprocessImage(await decodeImage(join(references, "images", `${photo}.png`)), size);
+        const pil = await decodeImage(join(references, `pixels-${size}-${photo}.png`));
+        let max = 0;
+        for (let c = 0; c < 3; c++) {
+          for (let i = 0; i < size * size; i++) {
+            const want = ((pil.rgb[i * 3 + c] as number) / 255 - 0.5) / 0.5;
+            max = Math.max(max, Math.abs(want - (pixels[c * size * size + i] as number)));
+          }
+        }
+        expect(max).toBeLessThanOrEqual(2 / 255 / 2); // 1/255 in [0,1] is 2/255 in [-1,1]
+      });
+    }
+  }
+});
+
+for (const checkpoint of ["pg1-224", "pg2-224", "pg1-448", "pg2-448", "pg1-896", "pg2-896"]) {
+  describe(`${checkpoint} at f32`, () => {
+    it("matches transformers: features, first-step logits, greedy tokens, suffix log-probabilities", async () => {
+      const files = await fx.convert(checkpoint);
+      await using pg = await PaliGemma.load({ ...files, kvCacheType: "f32", threads: 2 });
+      for (const c of await referenceCases(checkpoint)) {
+        const label = `${checkpoint} ${c.photo} "${c.prompt}"`;
+        const features = await pg.encodeImage(join(references, "images", `${c.photo}.png`));
+        const wantFeatures = await readF32(join(references, checkpoint, `features-${c.photo}.f32`));
+        expect(maxRelative(features.data, wantFeatures), label).toBeLessThanOrEqual(1e-4);
+
+        if (c.prompt === PROMPT0) {
+          const logits = await pg.nextTokenLogits({ image: features, prompt: c.prompt });
+          expect(relL2(logits, await readF32(join(references, checkpoint, `logits-${c.photo}.f32`))), label).toBeLessThanOrEqual(
+            1e-3,
+          );
+        }
+
+        const result = await pg.generate({ image: features, prompt: c.prompt, maxTokens: c.greedy.length });
+        const want = decisivePrefix(c.greedy, 0.05);
+        expect(result.tokens.slice(0, want.length), label).toEqual(want);
+
+        const score = await pg.score({ image: features, prompt: c.prompt, suffix: c.suffix });
+        expect(score.tokens, label).toEqual(c.suffixIds);
+        for (const [i, lp] of c.suffixLogprobs.entries())
+          expect(Math.abs((score.logprobs[i] as number) - lp), `${label} token ${i}`).toBeLessThanOrEqual(5e-3);
+      }
+    });
+  });
+}
+
+const PROMPT0 = "caption en";
+
+for (const checkpoint of ["pg1-224", "pg2-224"]) {
+  it(`${checkpoint} at q8_0: greedy identical on decisive steps, log-probabilities within 0.25`, async () => {
+    const files = await fx.convert(checkpoint, "q8_0", "q8_0");
+    await using pg = await PaliGemma.load({ ...files, threads: 2 });
+    for (const c of await referenceCases(checkpoint)) {
+      const image = join(references, "images", `${c.photo}.png`);
+      const result = await pg.generate({ image, prompt: c.prompt, maxTokens: c.greedy.length });
+      const want = decisivePrefix(c.greedy, 0.5);
+      expect(result.tokens.slice(0, want.length)).toEqual(want);
+      const score = await pg.score({ image, prompt: c.prompt, suffix: c.suffix });
+      for (const [i, lp] of c.suffixLogprobs.entries())
+        expect(Math.abs((score.logprobs[i] as number) - lp)).toBeLessThanOrEqual(0.25);
+    }
+  });
+}

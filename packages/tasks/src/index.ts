@@ -1,0 +1,10 @@
+export * from "./box.js";
+export * from "./coco.js";
+export { type Detection, type DetectionResult, parseDetections } from "./detect.js";
+export * from "./mask.js";
+export type { DecodeOptions, DroppedInstance, DropReason } from "./parse.js";
+export * from "./prompts.js";
+export * from "./rle.js";
+export * from "./segment.js";
+export * from "./text.js";
+export { boxConfidence, type DecoderInput, type OutputToken, type Range } from "./tokens.js";
