@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { InvalidArgumentError } from "@pali/core";
 import { convert, convertHelp } from "./commands/convert.js";
 import { info, infoHelp } from "./commands/info.js";
+import { run, runHelp, score, scoreHelp } from "./commands/run.js";
 import { tokenize, tokenizeHelp } from "./commands/tokenize.js";
 import { type Io, processIo, reportError } from "./output.js";
 
@@ -12,6 +13,8 @@ Commands:
   info      versions, backends, devices, CPU features; a GGUF file's metadata with -m
   convert   a Hugging Face PaliGemma checkpoint to GGUF (model + mmproj), quantized
   tokenize  the token ids and pieces of a text, with a model's tokenizer
+  run       answer a prompt about an image (caption, VQA, OCR, detection), streaming
+  score     log-probabilities of a given answer
 
 Run \`pali <command> --help\` for a command's options. Add --json for machine-readable output.
 `;
@@ -76,6 +79,46 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           },
           io,
         );
+      }
+      case "run":
+      case "score": {
+        const { values } = parse(rest, {
+          model: { type: "string", short: "m" },
+          mmproj: { type: "string" },
+          image: { type: "string", short: "i" },
+          prompt: { type: "string", short: "p" },
+          suffix: { type: "string" },
+          "max-tokens": { type: "string" },
+          temperature: { type: "string" },
+          "top-k": { type: "string" },
+          "top-p": { type: "string" },
+          seed: { type: "string" },
+          beams: { type: "string" },
+          threads: { type: "string" },
+          json: { type: "boolean" },
+          help: { type: "boolean", short: "h" },
+        });
+        if (values.help) {
+          io.stdout(command === "run" ? runHelp : scoreHelp);
+          return 0;
+        }
+        const s = (k: string) => values[k] as string | undefined;
+        const options = {
+          model: s("model"),
+          mmproj: s("mmproj"),
+          image: s("image"),
+          prompt: s("prompt"),
+          suffix: s("suffix"),
+          maxTokens: s("max-tokens"),
+          temperature: s("temperature"),
+          topK: s("top-k"),
+          topP: s("top-p"),
+          seed: s("seed"),
+          beams: s("beams"),
+          threads: s("threads"),
+          json,
+        };
+        return command === "run" ? await run(options, io) : await score(options, io);
       }
       case "tokenize": {
         const { values, positionals } = parse(
