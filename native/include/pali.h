@@ -224,6 +224,7 @@ struct pali_context_params {
     int32_t n_threads;  // <= 0: pali_default_threads()
     bool    flash_attn; // ggml's flash attention (f16 inside); off for exact parity
     bool    kv_f32;     // f32 KV cache (exact parity) instead of f16
+    int32_t n_beams_max; // beam search up to this many beams (1: none)
 };
 
 PALI_API struct pali_context_params pali_context_default_params(void);
@@ -270,6 +271,12 @@ typedef bool (*pali_token_callback)(int32_t token, float logprob, void * user_da
 PALI_API int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_params * params, pali_token_callback callback,
                                        void * user_data, int32_t * finish_reason);
 
+// Beam search after the prefix, as transformers' generate(num_beams, length_penalty) does it. Writes the
+// best hypothesis (ending with <eos> when it finished) into out_tokens/out_logprobs (room for max_tokens).
+// The context needs n_beams_max >= n_beams and room for prefix + n_beams × max_tokens positions.
+PALI_API int32_t pali_context_beam_search(pali_context * ctx, int32_t n_beams, float length_penalty, int32_t max_tokens,
+                                          int32_t * out_tokens, float * out_logprobs, int32_t * n_out, int32_t * finish_reason);
+
 // Teacher-forced log-probabilities of suffix (its tokens, normally ending with <eos>) after the prefix.
 PALI_API int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n, float * logprobs);
 
@@ -281,6 +288,38 @@ struct pali_timings {
 };
 
 PALI_API struct pali_timings pali_context_timings(const pali_context * ctx);
+
+// ---- segmentation mask decoder (the VQ-VAE decoder of vae-oid.npz, from mask-decoder-f32.gguf) ----
+
+typedef struct pali_mask_decoder pali_mask_decoder;
+
+struct pali_mask_decoder_params {
+    bool use_gpu; // place the weights on the first GPU device when one is present
+};
+
+PALI_API struct pali_mask_decoder_params pali_mask_decoder_default_params(void);
+
+// Loads a mask decoder file (pali convert --seg-vae), checking every key, tensor name, shape and type first.
+PALI_API int32_t pali_mask_decoder_load(const char * path, struct pali_mask_decoder_params params, pali_mask_decoder ** out);
+PALI_API void    pali_mask_decoder_free(pali_mask_decoder * decoder);
+
+struct pali_mask_decoder_info {
+    int32_t      codebook_size;    // codes are 0 .. codebook_size - 1 (<seg000> .. <seg127>: 128)
+    int32_t      embedding_length; // codebook vector length (512)
+    int32_t      token_count;      // codes per mask (16), laid out row-major on a grid_size × grid_size grid
+    int32_t      grid_size;        // 4
+    int32_t      mask_size;        // side of the output mask (64)
+    uint64_t     size_bytes;
+    const char * device;
+};
+
+PALI_API int32_t pali_mask_decoder_get_info(const pali_mask_decoder * decoder, struct pali_mask_decoder_info * out);
+
+// Decodes n_masks code sequences. codes: n_masks × token_count indices in [0, codebook_size), in generation
+// order; out: room for n_masks × mask_size × mask_size floats (out_count), row-major [mask][y][x], the raw
+// output of the last convolution (about [-1, 1]; not clipped, no sigmoid). Runs in float32 throughout.
+PALI_API int32_t pali_mask_decoder_decode(const pali_mask_decoder * decoder, const int32_t * codes, int32_t n_masks,
+                                          int32_t n_threads, float * out, size_t out_count);
 
 #ifdef __cplusplus
 }

@@ -165,6 +165,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     init_text_model(env, exports);
     init_vision_model(env, exports);
     init_context(env, exports);
+    init_mask_decoder(env, exports);
     return exports;
 }
 

@@ -64,5 +64,6 @@ inline Napi::Promise run_async(Napi::Env env, PromiseWorker::Work work, PromiseW
 void init_text_model(Napi::Env env, Napi::Object exports);
 void init_vision_model(Napi::Env env, Napi::Object exports);
 void init_context(Napi::Env env, Napi::Object exports);
+void init_mask_decoder(Napi::Env env, Napi::Object exports);
 
 } // namespace pali_addon

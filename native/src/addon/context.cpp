@@ -27,6 +27,7 @@ class Context : public Napi::ObjectWrap<Context> {
             InstanceMethod("logits", &Context::Logits),
             InstanceMethod("generate", &Context::Generate),
             InstanceMethod("score", &Context::Score),
+            InstanceMethod("beamSearch", &Context::BeamSearch),
             InstanceMethod("abort", &Context::Abort),
             InstanceMethod("timings", &Context::Timings),
             InstanceMethod("dispose", &Context::Dispose),
@@ -64,6 +65,7 @@ class Context : public Napi::ObjectWrap<Context> {
         p.n_threads = o.Get("threads").As<Napi::Number>().Int32Value();
         p.flash_attn = o.Get("flashAttn").As<Napi::Boolean>().Value();
         p.kv_f32 = o.Get("kvF32").As<Napi::Boolean>().Value();
+        p.n_beams_max = o.Get("beamsMax").As<Napi::Number>().Int32Value();
         auto slot = std::make_shared<pali_context *>(nullptr);
         auto model_ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[0]));
         return run_async(
@@ -185,6 +187,35 @@ class Context : public Napi::ObjectWrap<Context> {
         float * o = out.Data();
         int32_t n = (int32_t) suffix.ElementLength();
         return run_async(env, [=]() { return pali_context_score(ctx, s, n, o); }, [keep](Napi::Env e) { return e.Undefined(); });
+    }
+
+    // beamSearch(nBeams, lengthPenalty, maxTokens) -> Promise<{ tokens, logprobs, finishReason }>
+    Napi::Value BeamSearch(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        pali_context * ctx = live(env);
+        int32_t n_beams = info[0].As<Napi::Number>().Int32Value();
+        float length_penalty = info[1].As<Napi::Number>().FloatValue();
+        int32_t max_tokens = info[2].As<Napi::Number>().Int32Value();
+        if (max_tokens < 1) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "maxTokens must be positive");
+        struct result { std::vector<int32_t> tokens; std::vector<float> logprobs; int32_t n = 0; int32_t finish = 0; };
+        auto r = std::make_shared<result>();
+        r->tokens.resize(max_tokens);
+        r->logprobs.resize(max_tokens);
+        auto self = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info.This()));
+        return run_async(
+            env,
+            [=]() { return pali_context_beam_search(ctx, n_beams, length_penalty, max_tokens, r->tokens.data(), r->logprobs.data(), &r->n, &r->finish); },
+            [r, self](Napi::Env e) -> Napi::Value {
+                Napi::Object o = Napi::Object::New(e);
+                Napi::Int32Array tokens = Napi::Int32Array::New(e, r->n);
+                Napi::Float32Array logprobs = Napi::Float32Array::New(e, r->n);
+                std::copy(r->tokens.begin(), r->tokens.begin() + r->n, tokens.Data());
+                std::copy(r->logprobs.begin(), r->logprobs.begin() + r->n, logprobs.Data());
+                o.Set("tokens", tokens);
+                o.Set("logprobs", logprobs);
+                o.Set("finishReason", r->finish);
+                return o;
+            });
     }
 
     Napi::Value Abort(const Napi::CallbackInfo & info) {

@@ -1,6 +1,7 @@
 // VisionModel: an mmproj (SigLIP + projector) handle. Loading runs on a worker thread.
 #include "common.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,12 +88,15 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         const float * px = pixels.Data();
         float * o = out.Data();
         size_t count = out.ElementLength();
+        // busy_ drops when the work ends, failed or not; `keep` holds this object until then.
         return run_async(
-            env, [=]() { return pali_vision_model_encode(model, px, n_images, threads, o, count); },
-            [this, keep](Napi::Env e) {
+            env,
+            [=]() {
+                const int32_t status = pali_vision_model_encode(model, px, n_images, threads, o, count);
                 busy_--;
-                return e.Undefined();
-            });
+                return status;
+            },
+            [keep](Napi::Env e) { return e.Undefined(); });
     }
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
@@ -103,7 +107,7 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         return info.Env().Undefined();
     }
 
-    int busy_ = 0;
+    std::atomic<int> busy_{ 0 };
 };
 
 Napi::FunctionReference VisionModel::constructor;

@@ -2,24 +2,12 @@
 // embeddings (libllama takes either tokens or embeddings, and the whole prefix must attend to itself),
 // then causal decoding token by token, or teacher-forced scoring of a suffix.
 #include "../core/internal.h"
-#include "../model/text_model.h"
-
-#include "llama.h"
+#include "prefix_lm.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <vector>
-
-struct pali_context {
-    const pali_text_model * model = nullptr;
-    llama_context *         lctx = nullptr;
-    int32_t                 n_ctx = 0;
-    int32_t                 n_past = 0;   // positions used; the next token goes at n_past + 1 (1-based, as HF)
-    std::atomic<bool>       abort{false};
-    pali_timings            timings{};
-};
 
 namespace {
 
@@ -41,13 +29,6 @@ void token_stats(const float * logits, int32_t n_vocab, int32_t token, float & l
     prob = std::exp(logprob);
 }
 
-int32_t decode_status(int32_t ret, pali_context * ctx) {
-    if (ret == 0) return PALI_OK;
-    if (ret == 2 || ctx->abort.load()) return pali::fail(PALI_ERR_ABORTED, "aborted");
-    if (ret == 1) return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the context is full");
-    return pali::fail(PALI_ERR_BACKEND, "llama_decode failed with status " + std::to_string(ret));
-}
-
 // One token at the next position, causally; logits requested for it.
 int32_t decode_token(pali_context * ctx, int32_t token) {
     if (ctx->n_past + 1 >= ctx->n_ctx) return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the answer reached the end of the context");
@@ -61,10 +42,21 @@ int32_t decode_token(pali_context * ctx, int32_t token) {
     const int32_t ret = llama_decode(ctx->lctx, batch);
     llama_batch_free(batch);
     if (ret == 0) ctx->n_past++;
-    return decode_status(ret, ctx);
+    return pali::decode_status(ret, ctx);
 }
 
 } // namespace
+
+namespace pali {
+
+int32_t decode_status(int32_t ret, pali_context * ctx) {
+    if (ret == 0) return PALI_OK;
+    if (ret == 2 || ctx->abort.load()) return fail(PALI_ERR_ABORTED, "aborted");
+    if (ret == 1) return fail(PALI_ERR_CONTEXT_OVERFLOW, "the context is full");
+    return fail(PALI_ERR_BACKEND, "llama_decode failed with status " + std::to_string(ret));
+}
+
+} // namespace pali
 
 extern "C" {
 
@@ -74,6 +66,7 @@ struct pali_context_params pali_context_default_params(void) {
     p.n_threads = 0;
     p.flash_attn = false;
     p.kv_f32 = false;
+    p.n_beams_max = 1;
     return p;
 }
 
@@ -87,7 +80,9 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
         cp.n_ctx = (uint32_t) params.n_ctx;
         // The prefix must be one ubatch: libllama's non-causal mask only spans the tokens of one ubatch.
         cp.n_batch = cp.n_ubatch = (uint32_t) params.n_ctx;
-        cp.n_seq_max = 1;
+        // Beams share the prefix in one unified KV cache; each beam needs two sequence ids (see beam.cpp).
+        cp.n_seq_max = (uint32_t) std::max(1, 2 * params.n_beams_max);
+        cp.kv_unified = true;
         const int32_t threads = params.n_threads > 0 ? params.n_threads : pali_default_threads();
         cp.n_threads = cp.n_threads_batch = threads;
         cp.flash_attn_type = params.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
@@ -96,6 +91,7 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
         auto * ctx = new pali_context();
         ctx->model = model;
         ctx->n_ctx = params.n_ctx;
+        ctx->n_seq_max = (int32_t) cp.n_seq_max;
         ctx->lctx = llama_init_from_model(model->model, cp);
         if (ctx->lctx == nullptr) {
             delete ctx;
@@ -156,7 +152,7 @@ int32_t pali_context_prefill(pali_context * ctx, const float * image_embd, int32
         const int32_t ret = llama_decode(ctx->lctx, batch);
         llama_set_causal_attn(ctx->lctx, true);
         llama_batch_free(batch);
-        status = decode_status(ret, ctx);
+        status = pali::decode_status(ret, ctx);
         if (status != PALI_OK) return status;
         ctx->n_past = n;
         ctx->timings.prefill_ms = ms_since(t0);
@@ -276,7 +272,7 @@ int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n
         }
         const int32_t ret = llama_decode(ctx->lctx, batch);
         llama_batch_free(batch);
-        const int32_t status = decode_status(ret, ctx);
+        const int32_t status = pali::decode_status(ret, ctx);
         if (status != PALI_OK) return status;
         ctx->n_past += n - 1;
         for (int32_t i = 1; i < n; i++) token_stats(llama_get_logits_ith(ctx->lctx, i - 1), n_vocab, suffix[i], logprobs[i], prob);

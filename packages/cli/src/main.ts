@@ -3,6 +3,9 @@ import { parseArgs } from "node:util";
 import { InvalidArgumentError } from "@pali/core";
 import { convert, convertHelp } from "./commands/convert.js";
 import { info, infoHelp } from "./commands/info.js";
+import { ls, lsHelp } from "./commands/ls.js";
+import { pull, pullHelp } from "./commands/pull.js";
+import { rm, rmHelp } from "./commands/rm.js";
 import { run, runHelp, score, scoreHelp } from "./commands/run.js";
 import { tokenize, tokenizeHelp } from "./commands/tokenize.js";
 import { type Io, processIo, reportError } from "./output.js";
@@ -14,6 +17,9 @@ Commands:
   convert   a Hugging Face PaliGemma checkpoint to GGUF (model + mmproj), quantized
   tokenize  the token ids and pieces of a text, with a model's tokenizer
   run       answer a prompt about an image (caption, VQA, OCR, detection), streaming
+  pull      a PaliGemma model from the Hugging Face Hub into pali's cache, converted and quantized
+  ls        the models in pali's cache (--available: the ones pali can pull)
+  rm        remove a model from pali's cache
   score     log-probabilities of a given answer
 
 Run \`pali <command> --help\` for a command's options. Add --json for machine-readable output.
@@ -56,6 +62,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             "mmproj-type": { type: "string" },
             name: { type: "string" },
             threads: { type: "string" },
+            "seg-vae": { type: "string" },
             force: { type: "boolean" },
             json: { type: "boolean" },
             help: { type: "boolean", short: "h" },
@@ -74,6 +81,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             mmprojType: values["mmproj-type"] as string | undefined,
             name: values.name as string | undefined,
             threads: values.threads as string | undefined,
+            segVae: values["seg-vae"] as string | undefined,
             force: values.force === true,
             json,
           },
@@ -119,6 +127,61 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           json,
         };
         return command === "run" ? await run(options, io) : await score(options, io);
+      }
+      case "pull": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            type: { type: "string", short: "t" },
+            "mmproj-type": { type: "string" },
+            revision: { type: "string" },
+            threads: { type: "string" },
+            "keep-source": { type: "boolean" },
+            json: { type: "boolean" },
+            help: { type: "boolean", short: "h" },
+          },
+          1,
+        );
+        if (values.help) {
+          io.stdout(pullHelp);
+          return 0;
+        }
+        return await pull(
+          {
+            name: positionals[0],
+            type: values.type as string | undefined,
+            mmprojType: values["mmproj-type"] as string | undefined,
+            revision: values.revision as string | undefined,
+            threads: values.threads as string | undefined,
+            keepSource: values["keep-source"] === true,
+            json,
+          },
+          io,
+        );
+      }
+      case "ls": {
+        const { values } = parse(rest, {
+          available: { type: "boolean" },
+          json: { type: "boolean" },
+          help: { type: "boolean", short: "h" },
+        });
+        if (values.help) {
+          io.stdout(lsHelp);
+          return 0;
+        }
+        return await ls({ available: values.available === true, json }, io);
+      }
+      case "rm": {
+        const { values, positionals } = parse(
+          rest,
+          { type: { type: "string", short: "t" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+          1,
+        );
+        if (values.help) {
+          io.stdout(rmHelp);
+          return 0;
+        }
+        return await rm({ name: positionals[0], type: values.type as string | undefined, json }, io);
       }
       case "tokenize": {
         const { values, positionals } = parse(

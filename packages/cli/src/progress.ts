@@ -1,6 +1,7 @@
 /** Progress for long commands: a redrawn bar on a TTY, a plain line every 10% when piped, nothing with --json. */
 export interface Progress {
-  update(fraction: number, label: string): void;
+  /** `etaSeconds` replaces the estimate from elapsed time (a resumed download knows better) */
+  update(fraction: number, label: string, etaSeconds?: number): void;
   done(): void;
 }
 
@@ -13,10 +14,11 @@ export function createProgress(
   let lastDecile = -1;
   let lastDraw = 0;
   return {
-    update(fraction, label) {
+    update(fraction, label, etaSeconds) {
       const f = Math.min(1, Math.max(0, fraction));
       const elapsed = (Date.now() - started) / 1000;
-      const eta = f > 0.01 ? ` ETA ${Math.round((elapsed / f) * (1 - f))}s` : "";
+      const estimate = etaSeconds ?? (f > 0.01 ? (elapsed / f) * (1 - f) : undefined);
+      const eta = estimate !== undefined && Number.isFinite(estimate) ? ` ETA ${Math.round(estimate)}s` : "";
       if (mode === "tty") {
         const now = Date.now();
         if (now - lastDraw < 100 && f < 1) return;

@@ -83,3 +83,15 @@ describe("pali tokenize", () => {
     expect(pali("tokenize", "-m", model).stderr).toMatch(/needs the text/);
   });
 });
+
+describe("pali convert --seg-vae", () => {
+  it("converts big_vision's VQ-VAE npz into the shared mask decoder file", () => {
+    const npz = join(root, "models", "fixtures", "vqvae", "vae-random.npz");
+    const r = pali("convert", "--seg-vae", npz, "-o", out, "--json");
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ maskDecoder: join(out, "mask-decoder-f32.gguf") });
+    const info = JSON.parse(pali("info", "-m", join(out, "mask-decoder-f32.gguf"), "--json").stdout).model;
+    expect(info.architecture).toBe("paligemma-mask-decoder");
+    expect(pali("convert", "--seg-vae", npz, "-o", out).status).toBe(2); // exists, no --force
+  });
+});

@@ -53,7 +53,7 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsTe
       if (name === "__metadata__") continue;
       const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       if (typeof e !== "object" || e === null) throw bad(path, `entry ${name} is not an object`);
-      if (typeof e.dtype !== "string" || !(e.dtype in dtypeBytes)) {
+      if (typeof e.dtype !== "string" || !Object.hasOwn(dtypeBytes, e.dtype)) {
         throw bad(path, `tensor ${name} has dtype ${String(e.dtype)}; pali reads F32, F16 and BF16 checkpoints`);
       }
       const dtype = e.dtype as SafetensorsDType;

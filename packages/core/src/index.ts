@@ -2,6 +2,7 @@ export * from "./errors.js";
 export * from "./files.js";
 export * from "./ggml-gguf.js";
 export * from "./handle.js";
+export * from "./mask-decoder.js";
 export type * from "./native.js";
 export { loadNative, NativeFinishReason, nativeBinaryPath } from "./native.js";
 export * from "./quantize.js";

@@ -108,6 +108,11 @@ export interface NativeContext {
     onToken: ((token: number, logprob: number) => void) | null,
   ): Promise<{ tokens: Int32Array; logprobs: Float32Array; finishReason: number }>;
   score(suffix: Int32Array, out: Float32Array): Promise<void>;
+  beamSearch(
+    nBeams: number,
+    lengthPenalty: number,
+    maxTokens: number,
+  ): Promise<{ tokens: Int32Array; logprobs: Float32Array; finishReason: number }>;
   abort(abort: boolean): void;
   timings(): NativeTimings;
   dispose(): void;
@@ -116,7 +121,7 @@ export interface NativeContext {
 export interface NativeContextConstructor {
   create(
     model: NativeTextModel,
-    options: { nCtx: number; threads: number; flashAttn: boolean; kvF32: boolean },
+    options: { nCtx: number; threads: number; flashAttn: boolean; kvF32: boolean; beamsMax: number },
   ): Promise<NativeContext>;
 }
 
@@ -182,4 +187,36 @@ export function loadNative(): NativeAddon {
   addon.backendInit(dirname(path));
   cached = addon;
   return addon;
+}
+
+// ---- segmentation mask decoder (pali.h pali_mask_decoder_*) ----
+
+export interface NativeMaskDecoderInfo {
+  /** codes are 0 .. codebookSize - 1 (128: <seg000> .. <seg127>) */
+  codebookSize: number;
+  embeddingLength: number;
+  /** codes per mask (16) */
+  tokenCount: number;
+  gridSize: number;
+  /** side of each decoded mask (64) */
+  maskSize: number;
+  sizeBytes: number;
+  /** the ggml device holding the weights, e.g. "CPU" */
+  device: string;
+}
+
+export interface NativeMaskDecoder {
+  info(): NativeMaskDecoderInfo;
+  /** codes: nMasks × tokenCount values; out: nMasks × maskSize² floats, [mask][y][x]. Runs off the JS thread. */
+  decode(codes: Int32Array, nMasks: number, out: Float32Array, threads?: number): Promise<void>;
+  dispose(): void;
+}
+
+export interface NativeMaskDecoderConstructor {
+  load(path: string, options: { useGpu: boolean }): Promise<NativeMaskDecoder>;
+}
+
+/** The addon's MaskDecoder class (merged into NativeAddon above). */
+export interface NativeAddon {
+  MaskDecoder: NativeMaskDecoderConstructor;
 }

@@ -12,11 +12,17 @@ import {
   optional,
   type Tensor,
 } from "@pali/core";
+import type { PullOptions } from "@pali/hub";
 import type { ImageInput } from "./image.js";
 
 export interface LoadOptions {
-  /** the model GGUF (`pali convert`'s `<name>-<type>.gguf`) */
+  /**
+   * the model GGUF (`pali convert`'s `<name>-<type>.gguf`), a cached model folder, or a model name or Hub
+   * repo (`pg2-3b-mix-448`, `google/paligemma2-3b-mix-448`) that is pulled into pali's cache if needed
+   */
   model: string;
+  /** for names and repos: what the pull options of @pali/hub accept (type, revision, token, cacheDir, ...) */
+  pull?: PullOptions;
   /** the mmproj GGUF; default: `mmproj-<name>-*.gguf` beside the model */
   mmproj?: string;
   /** CPU threads; default the physical cores */
@@ -29,6 +35,8 @@ export interface LoadOptions {
   flashAttention?: boolean;
   /** KV cache precision: "f16" (default) or "f32" (exact parity with transformers) */
   kvCacheType?: "f16" | "f32";
+  /** the most beams a request may ask for (default 4); each beam needs room for its answer in the context */
+  maxBeams?: number;
   /** images larger than this many pixels are refused before decoding (default like sharp's) */
   pixelLimit?: number;
   signal?: AbortSignal;
@@ -53,8 +61,10 @@ export interface GenerateRequest {
   sampling?: SamplingOptions;
   /** stop when the answer contains one of these strings (not included in the text) */
   stop?: string[];
-  /** beam search; only 1 (no beams) is supported so far */
+  /** beam search with this many beams (default 1: greedy or sampling); results come at the end, not streamed */
   beams?: number;
+  /** beam search: hypothesis score = sum of log-probabilities / length^lengthPenalty (default 1) */
+  lengthPenalty?: number;
   signal?: AbortSignal;
 }
 
@@ -74,6 +84,8 @@ export interface ValidatedGenerate {
   repeatPenalty: number;
   seed: number;
   stop: string[];
+  beams: number;
+  lengthPenalty: number;
   signal: AbortSignal | undefined;
 }
 
@@ -82,12 +94,14 @@ export function validateLoad(options: unknown) {
   return {
     model: expectNonEmptyString(o.model, "model"),
     mmproj: optional(o.mmproj, undefined as string | undefined, (v) => expectNonEmptyString(v, "mmproj")),
+    pull: optional(o.pull, {} as PullOptions, (v) => expectObject(v, "pull") as PullOptions),
     threads: optional(o.threads, 0, (v) => expectInteger(v, "threads", 1, 1024)),
     gpu: optional(o.gpu, true, (v) => expectBoolean(v, "gpu")),
     contextSize: optional(o.contextSize, 0, (v) => expectInteger(v, "contextSize", 16, 1 << 17)),
     flashAttention: optional(o.flashAttention, false, (v) => expectBoolean(v, "flashAttention")),
     kvF32: optional(o.kvCacheType, "f16", (v) => expectOneOf(v, "kvCacheType", ["f16", "f32"] as const)) === "f32",
     pixelLimit: optional(o.pixelLimit, 0x3fff * 0x3fff, (v) => expectInteger(v, "pixelLimit", 1)),
+    maxBeams: optional(o.maxBeams, 4, (v) => expectInteger(v, "maxBeams", 1, 16)),
     signal: expectAbortSignal(o.signal, "signal"),
   };
 }
@@ -103,8 +117,6 @@ export function validateGenerate(request: unknown): ValidatedGenerate & { image:
   const r = expectObject(request, "request") as unknown as GenerateRequest;
   validateImage(r.image);
   const s = (r.sampling === undefined ? {} : expectObject(r.sampling, "sampling")) as SamplingOptions;
-  const beams = optional(r.beams, 1, (v) => expectInteger(v, "beams", 1, 16));
-  if (beams > 1) throw new InvalidArgumentError("Beam search is not implemented yet; use beams: 1 (greedy or sampling)");
   const stop = optional(r.stop, [] as string[], (v) => {
     if (!Array.isArray(v)) throw new InvalidArgumentError("Expected an array of strings for stop");
     return v.map((x, i) => expectNonEmptyString(x, `stop[${i}]`));
@@ -120,6 +132,8 @@ export function validateGenerate(request: unknown): ValidatedGenerate & { image:
     repeatPenalty: optional(s.repeatPenalty, 1, (v) => expectNumberInRange(v, "repeatPenalty", 0.01, 100)),
     seed: optional(s.seed, 0, (v) => expectInteger(v, "seed", 0, 0xffffffff)),
     stop,
+    beams: optional(r.beams, 1, (v) => expectInteger(v, "beams", 1, 16)),
+    lengthPenalty: optional(r.lengthPenalty, 1, (v) => expectNumberInRange(v, "lengthPenalty", -10, 10)),
     signal: expectAbortSignal(r.signal, "signal"),
   };
 }

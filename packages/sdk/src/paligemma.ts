@@ -17,6 +17,7 @@ import {
   throwIfAborted,
   VisionModel,
 } from "@pali/core";
+import { resolveModel } from "@pali/hub";
 import { buildPrefixIds, buildSuffixIds, Tokenizer } from "@pali/tokenizer";
 import { decodeImage, type ImageInput, preprocessImage } from "./image.js";
 import { type ModelFiles, openModelFiles } from "./model-files.js";
@@ -95,6 +96,7 @@ export class PaliGemma {
   #queue: Promise<unknown> = Promise.resolve();
   #disposed = false;
   #active: NativeContext | undefined;
+  #maxBeams: number;
 
   private constructor(
     files: ModelFiles,
@@ -104,7 +106,9 @@ export class PaliGemma {
     contextSize: number,
     threads: number,
     pixelLimit: number,
+    maxBeams: number,
   ) {
+    this.#maxBeams = maxBeams;
     this.#files = files;
     this.#text = text;
     this.#vision = vision;
@@ -130,7 +134,11 @@ export class PaliGemma {
   static async load(options: LoadOptions): Promise<PaliGemma> {
     const o = validateLoad(options);
     throwIfAborted(o.signal);
-    const files = await openModelFiles(o.model, o.mmproj);
+    // A name, repo id or cache folder becomes a pair of files (pulled and converted on first use).
+    const resolved = o.mmproj
+      ? { model: o.model, mmproj: o.mmproj }
+      : await resolveModel(o.model, { ...o.pull, ...(o.signal ? { signal: o.signal } : {}) });
+    const files = await openModelFiles(resolved.model, o.mmproj ?? resolved.mmproj);
     throwIfAborted(o.signal);
     const contextSize = o.contextSize || Math.min(8192, files.imageTokenCount + 1024);
     if (contextSize < files.imageTokenCount + 4) {
@@ -147,8 +155,9 @@ export class PaliGemma {
         threads: o.threads,
         flashAttn: o.flashAttention,
         kvF32: o.kvF32,
+        beamsMax: o.maxBeams,
       });
-      return new PaliGemma(files, text, vision, context, contextSize, o.threads, o.pixelLimit);
+      return new PaliGemma(files, text, vision, context, contextSize, o.threads, o.pixelLimit, o.maxBeams);
     } catch (error) {
       vision?.dispose();
       text.dispose();
@@ -336,6 +345,35 @@ export class PaliGemma {
     return run;
   }
 
+  async #beamSearch(
+    context: NativeContext,
+    r: ReturnType<typeof validateGenerate>,
+    onChunk: (chunk: StreamChunk) => void,
+    started: number,
+    imageMs: number,
+  ) {
+    const result = await context.beamSearch(r.beams, r.lengthPenalty, r.maxTokens);
+    const decoder = this.tokenizer.createStreamDecoder();
+    for (const [i, token] of result.tokens.entries())
+      onChunk({ text: decoder.push(token), token, logprob: result.logprobs[i] as number });
+    const t = context.timings();
+    const finishReason = finishReasons[result.finishReason] ?? "length";
+    return {
+      text: this.tokenizer.decode(Array.from(result.tokens)),
+      tokens: result.tokens,
+      logprobs: result.logprobs,
+      finishReason,
+      timings: {
+        imageEncodeMs: imageMs,
+        prefillMs: t.prefillMs,
+        prefillTokens: t.prefillTokens,
+        decodeMs: performance.now() - started - t.prefillMs - imageMs,
+        decodedTokens: result.tokens.length,
+        totalMs: performance.now() - started,
+      },
+    };
+  }
+
   #run(request: GenerateRequest, onChunk: (chunk: StreamChunk) => void) {
     const r = validateGenerate(request);
     return this.#exclusive(r.signal, async (context) => {
@@ -348,7 +386,18 @@ export class PaliGemma {
         );
       }
       const maxTokens = Math.min(r.maxTokens, this.info.contextSize - prefix.length - this.info.imageTokens - 1);
+      if (r.beams > this.#maxBeams) {
+        throw new InvalidArgumentError(
+          `Expected at most ${this.#maxBeams} beams (load with a larger maxBeams) but received ${r.beams}`,
+        );
+      }
+      if (r.beams > 1 && prefix.length + this.info.imageTokens + 1 + r.beams * r.maxTokens > this.info.contextSize) {
+        throw new ContextOverflowError(
+          `${r.beams} beams of ${r.maxTokens} tokens do not fit in the context of ${this.info.contextSize}; lower maxTokens or beams, or load with a larger contextSize`,
+        );
+      }
       await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
+      if (r.beams > 1) return this.#beamSearch(context, r, onChunk, started, ms);
 
       const decoder = this.tokenizer.createStreamDecoder();
       let text = "";

@@ -89,53 +89,89 @@ describe("requests", () => {
     expect(after.tokens).toEqual(expected.tokens);
     const pre = new AbortController();
     pre.abort();
-    await expect(pg.generate({ image: photo, prompt: "caption en", signal: pre.signal })).rejects.toMatchObject({ code: "ERR_ABORTED" });
+    await expect(pg.generate({ image: photo, prompt: "caption en", signal: pre.signal })).rejects.toMatchObject({
+      code: "ERR_ABORTED",
+    });
   });
 });
 
 describe("bad input", () => {
   it("a non-image and a truncated JPEG", async () => {
-    await expect(pg.generate({ image: Buffer.from("definitely not an image"), prompt: "caption en" })).rejects.toMatchObject({ code: "ERR_IMAGE_DECODE" });
+    await expect(pg.generate({ image: Buffer.from("definitely not an image"), prompt: "caption en" })).rejects.toMatchObject({
+      code: "ERR_IMAGE_DECODE",
+    });
     const jpeg = await sharp(photo).jpeg().toBuffer();
-    await expect(pg.generate({ image: jpeg.subarray(0, jpeg.length / 3), prompt: "caption en" })).rejects.toMatchObject({ code: "ERR_IMAGE_DECODE" });
-    await expect(pg.generate({ image: "/no/such/image.png", prompt: "caption en" })).rejects.toMatchObject({ code: "ERR_IMAGE_DECODE" });
+    await expect(pg.generate({ image: jpeg.subarray(0, jpeg.length / 3), prompt: "caption en" })).rejects.toMatchObject({
+      code: "ERR_IMAGE_DECODE",
+    });
+    await expect(pg.generate({ image: "/no/such/image.png", prompt: "caption en" })).rejects.toMatchObject({
+      code: "ERR_IMAGE_DECODE",
+    });
   });
 
   it("a 0×0 image, a 1×20000 image and a 30000×30000 image", async () => {
-    await expect(pg.generate({ image: { data: new Uint8Array(0), width: 0, height: 0, channels: 3 }, prompt: "caption en" })).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
-    const tall = await sharp({ create: { width: 1, height: 20000, channels: 3, background: "#336699" } }).png().toBuffer();
+    await expect(
+      pg.generate({ image: { data: new Uint8Array(0), width: 0, height: 0, channels: 3 }, prompt: "caption en" }),
+    ).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+    const tall = await sharp({ create: { width: 1, height: 20000, channels: 3, background: "#336699" } })
+      .png()
+      .toBuffer();
     const r = await pg.generate({ image: tall, prompt: "caption en", maxTokens: 2 });
     expect(r.tokens.length).toBe(2);
     // A PNG whose header claims 30000×30000: refused before any pixel is decoded.
-    const png = Buffer.from(await sharp({ create: { width: 8, height: 8, channels: 3, background: "#000" } }).png().toBuffer());
+    const png = Buffer.from(
+      await sharp({ create: { width: 8, height: 8, channels: 3, background: "#000" } })
+        .png()
+        .toBuffer(),
+    );
     png.writeUInt32BE(30000, 16);
     png.writeUInt32BE(30000, 20);
     png.writeUInt32BE(crc32(png.subarray(12, 29)) >>> 0, 29);
-    await expect(pg.generate({ image: png, prompt: "caption en" })).rejects.toMatchObject({ code: "ERR_IMAGE_DECODE", message: expect.stringMatching(/pixel limit/) });
+    await expect(pg.generate({ image: png, prompt: "caption en" })).rejects.toMatchObject({
+      code: "ERR_IMAGE_DECODE",
+      message: expect.stringMatching(/pixel limit/),
+    });
   });
 
   it("a prompt that does not fit the context", async () => {
-    await expect(pg.generate({ image: photo, prompt: "word ".repeat(5000) })).rejects.toMatchObject({ code: "ERR_CONTEXT_OVERFLOW" });
-    await expect(pg.score({ image: photo, prompt: "caption en", suffix: "word ".repeat(5000) })).rejects.toMatchObject({ code: "ERR_CONTEXT_OVERFLOW" });
+    await expect(pg.generate({ image: photo, prompt: "word ".repeat(5000) })).rejects.toMatchObject({
+      code: "ERR_CONTEXT_OVERFLOW",
+    });
+    await expect(pg.score({ image: photo, prompt: "caption en", suffix: "word ".repeat(5000) })).rejects.toMatchObject({
+      code: "ERR_CONTEXT_OVERFLOW",
+    });
     expect((await pg.generate({ image: photo, prompt: "caption en", maxTokens: 2 })).tokens.length).toBe(2);
   });
 
-  it("maxTokens <= 0 or NaN, temperature < 0, unsupported beams", async () => {
+  it("maxTokens <= 0 or NaN, temperature < 0, too many beams", async () => {
     for (const maxTokens of [0, -1, Number.NaN, 1.5]) {
-      await expect(pg.generate({ image: photo, prompt: "caption en", maxTokens })).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+      await expect(pg.generate({ image: photo, prompt: "caption en", maxTokens })).rejects.toMatchObject({
+        code: "ERR_INVALID_ARGUMENT",
+      });
     }
     await expect(pg.generate({ image: photo, prompt: "caption en", sampling: { temperature: -1 } })).rejects.toMatchObject({
       code: "ERR_INVALID_ARGUMENT",
       message: expect.stringMatching(/temperature/),
     });
-    await expect(pg.generate({ image: photo, prompt: "caption en", beams: 4 })).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+    await expect(pg.generate({ image: photo, prompt: "caption en", beams: 5 })).rejects.toMatchObject({
+      code: "ERR_INVALID_ARGUMENT",
+      message: expect.stringMatching(/at most 4 beams/),
+    });
   });
 
   it("an mmproj whose image size does not match the model, and files that are not PaliGemma", async () => {
-    await expect(PaliGemma.load({ model: files224.model, mmproj: files448.mmproj })).rejects.toMatchObject({ code: "ERR_UNSUPPORTED_MODEL" });
-    await expect(PaliGemma.load({ model: files224.mmproj, mmproj: files224.mmproj })).rejects.toMatchObject({ code: "ERR_UNSUPPORTED_MODEL" });
-    await expect(PaliGemma.load({ model: join(fx.dir, "missing.gguf"), mmproj: files224.mmproj })).rejects.toMatchObject({ code: "ERR_IO" });
-    await expect(PaliGemma.load({ model: files224.model, mmproj: files224.model })).rejects.toMatchObject({ code: "ERR_UNSUPPORTED_MODEL" });
+    await expect(PaliGemma.load({ model: files224.model, mmproj: files448.mmproj })).rejects.toMatchObject({
+      code: "ERR_UNSUPPORTED_MODEL",
+    });
+    await expect(PaliGemma.load({ model: files224.mmproj, mmproj: files224.mmproj })).rejects.toMatchObject({
+      code: "ERR_UNSUPPORTED_MODEL",
+    });
+    await expect(PaliGemma.load({ model: join(fx.dir, "missing.gguf"), mmproj: files224.mmproj })).rejects.toMatchObject({
+      code: "ERR_IO",
+    });
+    await expect(PaliGemma.load({ model: files224.model, mmproj: files224.model })).rejects.toMatchObject({
+      code: "ERR_UNSUPPORTED_MODEL",
+    });
   });
 
   it("a disposed model, and dispose() during generation", async () => {

@@ -103,3 +103,25 @@ for (const checkpoint of ["pg1-224", "pg2-224"]) {
     }
   });
 }
+
+for (const checkpoint of ["pg1-224", "pg2-224"]) {
+  it(`${checkpoint}: beam search finds transformers' best hypothesis`, async () => {
+    const files = await fx.convert(checkpoint);
+    await using pg = await PaliGemma.load({ ...files, kvCacheType: "f32", threads: 2, maxBeams: 3 });
+    const { readFile } = await import("node:fs/promises");
+    const beams = JSON.parse(await readFile(join(references, checkpoint, "beams.json"), "utf8")) as {
+      cases: { photo: string; prompt: string; beams: number; maxTokens: number; tokens: number[]; score: number }[];
+    };
+    for (const c of beams.cases) {
+      const r = await pg.generate({
+        image: join(references, "images", `${c.photo}.png`),
+        prompt: c.prompt,
+        maxTokens: c.maxTokens,
+        beams: c.beams,
+      });
+      expect(r.tokens, `${c.photo} "${c.prompt}"`).toEqual(c.tokens);
+      const sum = r.logprobs.reduce((a, b) => a + b, 0);
+      expect(sum / r.tokens.length).toBeCloseTo(c.score, 2);
+    }
+  });
+}

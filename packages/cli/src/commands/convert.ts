@@ -1,10 +1,11 @@
 /** `pali convert HF_DIR -o OUT_DIR`: a Hugging Face PaliGemma checkpoint to model + mmproj GGUF files. */
-import { convertCheckpoint, type MmprojType, type ModelType, mmprojTypes, modelTypes } from "@pali/convert";
+import { convertCheckpoint, convertSegVae, type MmprojType, type ModelType, mmprojTypes, modelTypes } from "@pali/convert";
 import { expectOneOf, InvalidArgumentError } from "@pali/core";
 import type { Io } from "../output.js";
 import { createProgress, progressMode } from "../progress.js";
 
 export const convertHelp = `Usage: pali convert HF_DIR -o OUT_DIR [options]
+       pali convert --seg-vae vae-oid.npz -o OUT_DIR [--force] [--json]
 
 Converts a PaliGemma 1 or 2 checkpoint saved by transformers (config.json, *.safetensors, tokenizer.model)
 into OUT_DIR/<name>-<type>.gguf (the Gemma decoder, loadable by llama.cpp) and
@@ -16,6 +17,8 @@ Options:
       --mmproj-type TYPE   image encoder weights: ${mmprojTypes.join(", ")} (default f16)
       --name NAME          file name stem (default: the checkpoint folder's name)
       --threads N          quantization threads (default: physical cores)
+      --seg-vae FILE.npz   also (or only) convert big_vision's segmentation VQ-VAE into
+                           OUT_DIR/mask-decoder-f32.gguf, shared by every PaliGemma model
       --force              overwrite existing output files
       --json               print {"model": PATH, "mmproj": PATH} and nothing else
 `;
@@ -27,13 +30,16 @@ export interface ConvertCliOptions {
   mmprojType: string | undefined;
   name: string | undefined;
   threads: string | undefined;
+  segVae: string | undefined;
   force: boolean;
   json: boolean;
 }
 
 export async function convert(options: ConvertCliOptions, io: Io): Promise<number> {
-  if (!options.input) throw new InvalidArgumentError("pali convert needs the checkpoint folder: pali convert HF_DIR -o OUT_DIR");
+  if (!options.input && !options.segVae)
+    throw new InvalidArgumentError("pali convert needs the checkpoint folder: pali convert HF_DIR -o OUT_DIR");
   if (!options.out) throw new InvalidArgumentError("pali convert needs an output folder: -o OUT_DIR");
+  const out = options.out;
   const threads = options.threads === undefined ? undefined : Number(options.threads);
   const controller = new AbortController();
   const stop = () => controller.abort(new Error("interrupted"));
@@ -41,9 +47,16 @@ export async function convert(options: ConvertCliOptions, io: Io): Promise<numbe
   process.once("SIGTERM", stop);
   const progress = createProgress(progressMode(options.json));
   try {
+    const maskDecoder = options.segVae
+      ? (await convertSegVae(options.segVae, out, { force: options.force, signal: controller.signal })).path
+      : undefined;
+    if (!options.input) {
+      io.stdout(options.json ? `${JSON.stringify({ maskDecoder })}\n` : `mask decoder: ${maskDecoder}\n`);
+      return 0;
+    }
     const result = await convertCheckpoint({
       input: options.input,
-      outDir: options.out,
+      outDir: out,
       ...(options.type !== undefined ? { type: expectOneOf(options.type, "--type", modelTypes) as ModelType } : {}),
       ...(options.mmprojType !== undefined
         ? { mmprojType: expectOneOf(options.mmprojType, "--mmproj-type", mmprojTypes) as MmprojType }
@@ -55,8 +68,9 @@ export async function convert(options: ConvertCliOptions, io: Io): Promise<numbe
       onProgress: (p) => progress.update(p.done / p.total, `${p.file} ${p.tensor}`),
     });
     progress.done();
-    if (options.json) io.stdout(`${JSON.stringify({ model: result.model, mmproj: result.mmproj })}\n`);
-    else io.stdout(`model:  ${result.model}\nmmproj: ${result.mmproj}\n`);
+    const extra = maskDecoder ? { maskDecoder } : {};
+    if (options.json) io.stdout(`${JSON.stringify({ model: result.model, mmproj: result.mmproj, ...extra })}\n`);
+    else io.stdout(`model:  ${result.model}\nmmproj: ${result.mmproj}\n${maskDecoder ? `mask decoder: ${maskDecoder}\n` : ""}`);
     return 0;
   } finally {
     process.off("SIGINT", stop);

@@ -48,7 +48,11 @@ async function open(o: RunOptions): Promise<PaliGemma> {
   if (!o.image) throw new InvalidArgumentError("Pass an image with -i IMAGE");
   if (o.prompt === undefined) throw new InvalidArgumentError('Pass a prompt with -p, e.g. -p "caption en"');
   const threads = num(o.threads);
-  return PaliGemma.load({ model: o.model, ...(o.mmproj ? { mmproj: o.mmproj } : {}), ...(threads !== undefined ? { threads } : {}) });
+  return PaliGemma.load({
+    model: o.model,
+    ...(o.mmproj ? { mmproj: o.mmproj } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+  });
 }
 
 function onInterrupt(controller: AbortController): () => void {
@@ -97,7 +101,8 @@ export async function score(o: RunOptions, io: Io): Promise<number> {
     io.stdout(`${JSON.stringify(r)}\n`);
   } else {
     const pieces = pg.tokenizer.pieces(r.tokens);
-    for (const [i, t] of r.tokens.entries()) io.stdout(`${String(t).padStart(7)}  ${(r.logprobs[i] as number).toFixed(4).padStart(9)}  ${JSON.stringify(pieces[i])}\n`);
+    for (const [i, t] of r.tokens.entries())
+      io.stdout(`${String(t).padStart(7)}  ${(r.logprobs[i] as number).toFixed(4).padStart(9)}  ${JSON.stringify(pieces[i])}\n`);
     io.stdout(`total ${r.total.toFixed(4)}\n`);
   }
   return 0;

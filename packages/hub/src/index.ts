@@ -1,0 +1,11 @@
+export * from "./cache.js";
+export * from "./config.js";
+export * from "./download.js";
+export * from "./errors.js";
+export * from "./http.js";
+export * from "./listing.js";
+export { lockHolder } from "./lock.js";
+export * from "./pull.js";
+export * from "./registry.js";
+export * from "./resolve.js";
+export * from "./storage.js";
