@@ -99,6 +99,10 @@ PALI_API const char * pali_cpu_features(void);
 // Threads pali uses by default: the number of physical cores, at least 1.
 PALI_API int32_t pali_default_threads(void);
 
+// The CPU backend's rate for an n×n by n×n matrix product with weights of type "f32", "f16" or "bf16",
+// in GFLOP/s (for benchmarks). Negative on bad arguments.
+PALI_API double pali_bench_matmul_gflops(int32_t n, int32_t n_threads, const char * type, int32_t reps);
+
 // ---- GGUF metadata, as ggml's own reader sees it -------------------------------------------------
 
 // Reads the metadata and tensor index of a GGUF file with ggml's gguf reader and returns them as JSON

@@ -91,6 +91,22 @@ Napi::Value PreprocessImage(const Napi::CallbackInfo & info) {
         [keep](Napi::Env env) { return env.Undefined(); });
 }
 
+// benchMatmul(n, threads, type, reps) -> Promise<number> (GFLOP/s)
+Napi::Value BenchMatmul(const Napi::CallbackInfo & info) {
+    int32_t n = info[0].As<Napi::Number>().Int32Value();
+    int32_t threads = info[1].As<Napi::Number>().Int32Value();
+    std::string type = info[2].As<Napi::String>().Utf8Value();
+    int32_t reps = info[3].As<Napi::Number>().Int32Value();
+    auto result = std::make_shared<double>(0.0);
+    return run_async(
+        info.Env(),
+        [=]() {
+            *result = pali_bench_matmul_gflops(n, threads, type.c_str(), reps);
+            return *result < 0 ? PALI_ERR_INVALID_ARGUMENT : PALI_OK;
+        },
+        [result](Napi::Env env) { return Napi::Number::New(env, *result); });
+}
+
 Napi::Value RowSize(const Napi::CallbackInfo & info) {
     std::string type = info[0].As<Napi::String>().Utf8Value();
     int64_t n = info[1].As<Napi::Number>().Int64Value();
@@ -159,6 +175,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("ggufMetadataJson", Napi::Function::New(env, GgufMetadataJson));
     exports.Set("quantize", Napi::Function::New(env, Quantize));
     exports.Set("rowSize", Napi::Function::New(env, RowSize));
+    exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
     exports.Set("preprocessImage", Napi::Function::New(env, PreprocessImage));
     exports.Set("convertRows", Napi::Function::New(env, ConvertRows));
     exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallback));

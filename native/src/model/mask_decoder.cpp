@@ -9,6 +9,8 @@
 // Activations are channel-fastest: ggml [C, W, H, N].
 #include "mask_decoder.h"
 
+#include "gguf_weights.h"
+
 #include "../core/internal.h"
 
 #include "ggml-alloc.h"
@@ -32,26 +34,6 @@ namespace {
 
 constexpr const char * ARCH = "paligemma-mask-decoder";
 
-struct gguf_deleter { void operator()(gguf_context * c) const { gguf_free(c); } };
-struct file_closer { void operator()(FILE * f) const { fclose(f); } };
-
-int seek(FILE * f, uint64_t offset) {
-#ifdef _WIN32
-    return _fseeki64(f, (__int64) offset, SEEK_SET);
-#else
-    return fseeko(f, (off_t) offset, SEEK_SET);
-#endif
-}
-
-int64_t file_size(FILE * f) {
-#ifdef _WIN32
-    if (_fseeki64(f, 0, SEEK_END) != 0) return -1;
-    return _ftelli64(f);
-#else
-    if (fseeko(f, 0, SEEK_END) != 0) return -1;
-    return (int64_t) ftello(f);
-#endif
-}
 
 class mask_loader {
   public:
@@ -272,11 +254,10 @@ constexpr int GRAPH_SIZE = 2048; // nodes
 } // namespace
 
 int32_t load_mask_model(const char * path, ggml_backend_dev_t device, mask_model & m) {
-    std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
-    if (!file) return fail(PALI_ERR_IO, std::string("could not open ") + path);
+    if (!file_ptr(fopen(path, "rb"))) return fail(PALI_ERR_IO, std::string("could not open ") + path);
     ggml_context * meta = nullptr;
     gguf_init_params params = { /*no_alloc =*/ true, /*ctx =*/ &meta };
-    std::unique_ptr<gguf_context, gguf_deleter> gguf(gguf_init_from_file(path, params));
+    gguf_ptr gguf(gguf_init_from_file(path, params));
     if (!gguf) {
         return fail(PALI_ERR_MODEL_FORMAT,
                     std::string("ggml could not read ") + path + " as GGUF; make it with `pali convert --seg-vae vae-oid.npz`");
@@ -291,36 +272,7 @@ int32_t load_mask_model(const char * path, ggml_backend_dev_t device, mask_model
                                                " tensor(s) pali does not know");
     }
 
-    // Every tensor's bytes must be in the file before anything is allocated for them.
-    const size_t data_offset = gguf_get_data_offset(gguf.get());
-    const int64_t size = file_size(file.get());
-    if (size < 0) return fail(PALI_ERR_IO, std::string("could not read ") + path);
-    for (int64_t i = 0; i < gguf_get_n_tensors(gguf.get()); i++) {
-        const char * name = gguf_get_tensor_name(gguf.get(), i);
-        const uint64_t end = (uint64_t) data_offset + gguf_get_tensor_offset(gguf.get(), i) + ggml_nbytes(ggml_get_tensor(meta, name));
-        if (end > (uint64_t) size) {
-            return fail(PALI_ERR_MODEL_FORMAT, std::string(path) + " is truncated: tensor " + name + " ends at byte " +
-                                                   std::to_string(end) + " of " + std::to_string(size));
-        }
-    }
-
-    m.buffer = ggml_backend_alloc_ctx_tensors_from_buft(meta, ggml_backend_dev_buffer_type(device));
-    if (m.buffer == nullptr) return fail(PALI_ERR_OUT_OF_MEMORY, std::string("could not allocate the weights of ") + path);
-    ggml_backend_buffer_set_usage(m.buffer, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-
-    std::vector<uint8_t> staging;
-    for (int64_t i = 0; i < gguf_get_n_tensors(gguf.get()); i++) {
-        const char * name = gguf_get_tensor_name(gguf.get(), i);
-        ggml_tensor * t = ggml_get_tensor(meta, name);
-        const size_t size = ggml_nbytes(t);
-        staging.resize(size);
-        if (seek(file.get(), data_offset + gguf_get_tensor_offset(gguf.get(), i)) != 0 ||
-            fread(staging.data(), 1, size, file.get()) != size) {
-            return fail(PALI_ERR_MODEL_FORMAT, std::string(path) + " is truncated: tensor " + name + " cannot be read");
-        }
-        ggml_backend_tensor_set(t, staging.data(), 0, size);
-    }
-    return PALI_OK;
+    return load_weights(path, gguf.get(), meta, device, &m.buffer);
 }
 
 int32_t decode_masks(const mask_model & m, ggml_backend_dev_t device, const int32_t * codes, int n, int n_threads, float * out) {

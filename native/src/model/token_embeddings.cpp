@@ -1,6 +1,8 @@
 // Token embedding rows read straight from the model file and dequantized with ggml's own converters.
 #include "text_model.h"
 
+#include "gguf_weights.h"
+
 #include "../core/internal.h"
 
 #include "gguf.h"
@@ -11,22 +13,10 @@
 
 namespace pali {
 
-namespace {
-struct gguf_deleter { void operator()(gguf_context * c) const { gguf_free(c); } };
-struct file_closer { void operator()(FILE * f) const { fclose(f); } };
-
-int seek(FILE * f, uint64_t offset) {
-#ifdef _WIN32
-    return _fseeki64(f, (__int64) offset, SEEK_SET);
-#else
-    return fseeko(f, (off_t) offset, SEEK_SET);
-#endif
-}
-} // namespace
 
 int32_t locate_token_embeddings(const char * path, pali_text_model & m) {
     gguf_init_params params = { /*no_alloc =*/ true, /*ctx =*/ nullptr };
-    std::unique_ptr<gguf_context, gguf_deleter> gguf(gguf_init_from_file(path, params));
+    gguf_ptr gguf(gguf_init_from_file(path, params));
     if (!gguf) return fail(PALI_ERR_MODEL_FORMAT, std::string("ggml could not read ") + path);
     const int64_t id = gguf_find_tensor(gguf.get(), "token_embd.weight");
     if (id < 0) return fail(PALI_ERR_MODEL_FORMAT, std::string(path) + " has no token_embd.weight");
@@ -44,13 +34,13 @@ int32_t locate_token_embeddings(const char * path, pali_text_model & m) {
 }
 
 int32_t read_token_embeddings(const pali_text_model & m, const int32_t * ids, int32_t n, float * out) {
-    std::unique_ptr<FILE, file_closer> file(fopen(m.path.c_str(), "rb"));
+    file_ptr file(fopen(m.path.c_str(), "rb"));
     if (!file) return fail(PALI_ERR_IO, "could not reopen " + m.path);
     std::vector<uint8_t> row(m.embd_row_size);
     const auto * traits = ggml_get_type_traits(m.embd_type);
     for (int32_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= m.n_vocab) return fail(PALI_ERR_INVALID_ARGUMENT, "token id " + std::to_string(ids[i]) + " is outside the vocabulary");
-        if (seek(file.get(), m.embd_offset + (uint64_t) ids[i] * m.embd_row_size) != 0 || fread(row.data(), 1, row.size(), file.get()) != row.size()) {
+        if (seek_file(file.get(), m.embd_offset + (uint64_t) ids[i] * m.embd_row_size) != 0 || fread(row.data(), 1, row.size(), file.get()) != row.size()) {
             return fail(PALI_ERR_IO, "could not read token embeddings from " + m.path);
         }
         float * dst = out + (size_t) i * m.n_embd;

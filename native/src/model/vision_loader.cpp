@@ -1,6 +1,8 @@
 // mmproj GGUF → pali::vision_model. All validation happens here, before ggml sees a tensor.
 #include "vision_model.h"
 
+#include "gguf_weights.h"
+
 #include "../core/internal.h"
 
 #include "ggml-alloc.h"
@@ -20,16 +22,6 @@ vision_model::~vision_model() {
 
 namespace {
 
-struct gguf_deleter { void operator()(gguf_context * c) const { gguf_free(c); } };
-
-int seek(FILE * f, uint64_t offset) {
-#ifdef _WIN32
-    return _fseeki64(f, (__int64) offset, SEEK_SET);
-#else
-    return fseeko(f, (off_t) offset, SEEK_SET);
-#endif
-}
-struct file_closer { void operator()(FILE * f) const { fclose(f); } };
 
 class loader {
   public:
@@ -175,7 +167,7 @@ bool bind_tensors(loader & l, vision_model & m) {
 int32_t load_vision_model(const char * path, ggml_backend_dev_t device, vision_model & m) {
     ggml_context * meta = nullptr;
     gguf_init_params params = { /*no_alloc =*/ true, /*ctx =*/ &meta };
-    std::unique_ptr<gguf_context, gguf_deleter> gguf(gguf_init_from_file(path, params));
+    gguf_ptr gguf(gguf_init_from_file(path, params));
     if (!gguf) return fail(PALI_ERR_MODEL_FORMAT, std::string("ggml could not read ") + path + " as GGUF; is it an mmproj file made by pali convert?");
     m.ctx = meta;
 
@@ -187,25 +179,8 @@ int32_t load_vision_model(const char * path, ggml_backend_dev_t device, vision_m
         return fail(PALI_ERR_MODEL_FORMAT, std::string("invalid mmproj file ") + path + ": it holds tensors pali does not know");
     }
 
-    m.buffer = ggml_backend_alloc_ctx_tensors_from_buft(meta, ggml_backend_dev_buffer_type(device));
-    if (m.buffer == nullptr) return fail(PALI_ERR_OUT_OF_MEMORY, std::string("could not allocate the weights of ") + path);
-    ggml_backend_buffer_set_usage(m.buffer, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-
-    std::unique_ptr<FILE, file_closer> file(fopen(path, "rb"));
-    if (!file) return fail(PALI_ERR_IO, std::string("could not open ") + path);
-    const size_t data_offset = gguf_get_data_offset(gguf.get());
-    std::vector<uint8_t> staging;
-    for (int64_t i = 0; i < gguf_get_n_tensors(gguf.get()); i++) {
-        const char * name = gguf_get_tensor_name(gguf.get(), i);
-        ggml_tensor * t = ggml_get_tensor(meta, name);
-        const size_t size = ggml_nbytes(t);
-        staging.resize(size);
-        if (seek(file.get(), data_offset + gguf_get_tensor_offset(gguf.get(), i)) != 0 ||
-            fread(staging.data(), 1, size, file.get()) != size) {
-            return fail(PALI_ERR_MODEL_FORMAT, std::string(path) + " is truncated: tensor " + name + " cannot be read");
-        }
-        ggml_backend_tensor_set(t, staging.data(), 0, size);
-    }
+    const int32_t status = load_weights(path, gguf.get(), meta, device, &m.buffer);
+    if (status != PALI_OK) return status;
     return PALI_OK;
 }
 

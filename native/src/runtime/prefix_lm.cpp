@@ -13,6 +13,8 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+constexpr int32_t MAX_OUTPUTS = 32;
+
 double ms_since(clock_type::time_point t0) {
     return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
 }
@@ -82,6 +84,9 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
         cp.n_batch = cp.n_ubatch = (uint32_t) params.n_ctx;
         // Beams share the prefix in one unified KV cache; each beam needs two sequence ids (see beam.cpp).
         cp.n_seq_max = (uint32_t) std::max(1, 2 * params.n_beams_max);
+        // libllama sizes the logits buffer for this many rows of n_vocab floats (257216 for PaliGemma):
+        // n_batch rows would cost gigabytes. Generation needs one row per beam; scoring runs in chunks.
+        cp.n_outputs_max = (uint32_t) std::max(MAX_OUTPUTS, params.n_beams_max);
         cp.kv_unified = true;
         const int32_t threads = params.n_threads > 0 ? params.n_threads : pali_default_threads();
         cp.n_threads = cp.n_threads_batch = threads;
@@ -260,22 +265,27 @@ int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n
         // The prefix's last logits predict the first suffix token.
         token_stats(llama_get_logits_ith(ctx->lctx, -1), n_vocab, suffix[0], logprobs[0], prob);
         if (n == 1) return PALI_OK;
-        // The rest in one causal batch (all but the last token are inputs), logits at every position.
-        llama_batch batch = llama_batch_init(n - 1, 0, 1);
-        batch.n_tokens = n - 1;
-        for (int32_t i = 0; i < n - 1; i++) {
-            batch.token[i] = suffix[i];
-            batch.pos[i] = ctx->n_past + 1 + i;
-            batch.n_seq_id[i] = 1;
-            batch.seq_id[i][0] = 0;
-            batch.logits[i] = 1;
+        // The rest as causal batches of at most MAX_OUTPUTS tokens (all but the last suffix token are inputs).
+        for (int32_t start = 0; start < n - 1; start += MAX_OUTPUTS) {
+            const int32_t count = std::min(MAX_OUTPUTS, n - 1 - start);
+            llama_batch batch = llama_batch_init(count, 0, 1);
+            batch.n_tokens = count;
+            for (int32_t i = 0; i < count; i++) {
+                batch.token[i] = suffix[start + i];
+                batch.pos[i] = ctx->n_past + 1 + i;
+                batch.n_seq_id[i] = 1;
+                batch.seq_id[i][0] = 0;
+                batch.logits[i] = 1;
+            }
+            const int32_t ret = llama_decode(ctx->lctx, batch);
+            llama_batch_free(batch);
+            const int32_t status = pali::decode_status(ret, ctx);
+            if (status != PALI_OK) return status;
+            ctx->n_past += count;
+            for (int32_t i = 0; i < count; i++) {
+                token_stats(llama_get_logits_ith(ctx->lctx, i), n_vocab, suffix[start + i + 1], logprobs[start + i + 1], prob);
+            }
         }
-        const int32_t ret = llama_decode(ctx->lctx, batch);
-        llama_batch_free(batch);
-        const int32_t status = pali::decode_status(ret, ctx);
-        if (status != PALI_OK) return status;
-        ctx->n_past += n - 1;
-        for (int32_t i = 1; i < n; i++) token_stats(llama_get_logits_ith(ctx->lctx, i - 1), n_vocab, suffix[i], logprobs[i], prob);
         return PALI_OK;
     });
 }

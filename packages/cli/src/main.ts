@@ -7,6 +7,7 @@ import { ls, lsHelp } from "./commands/ls.js";
 import { pull, pullHelp } from "./commands/pull.js";
 import { rm, rmHelp } from "./commands/rm.js";
 import { run, runHelp, score, scoreHelp } from "./commands/run.js";
+import { task, taskHelp } from "./commands/tasks.js";
 import { tokenize, tokenizeHelp } from "./commands/tokenize.js";
 import { type Io, processIo, reportError } from "./output.js";
 
@@ -21,6 +22,8 @@ Commands:
   ls        the models in pali's cache (--available: the ones pali can pull)
   rm        remove a model from pali's cache
   score     log-probabilities of a given answer
+  caption, ask, ocr, detect, segment
+            PaliGemma's tasks with typed output; detect/segment --out draws them on the image
 
 Run \`pali <command> --help\` for a command's options. Add --json for machine-readable output.
 `;
@@ -127,6 +130,50 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           json,
         };
         return command === "run" ? await run(options, io) : await score(options, io);
+      }
+      case "caption":
+      case "ask":
+      case "ocr":
+      case "detect":
+      case "segment": {
+        const { values } = parse(rest, {
+          model: { type: "string", short: "m" },
+          mmproj: { type: "string" },
+          "mask-decoder": { type: "string" },
+          image: { type: "string", short: "i" },
+          question: { type: "string", short: "q" },
+          labels: { type: "string", short: "l" },
+          lang: { type: "string" },
+          long: { type: "boolean" },
+          out: { type: "string", short: "o" },
+          "max-tokens": { type: "string" },
+          threads: { type: "string" },
+          json: { type: "boolean" },
+          help: { type: "boolean", short: "h" },
+        });
+        if (values.help) {
+          io.stdout(taskHelp);
+          return 0;
+        }
+        const s = (k: string) => values[k] as string | undefined;
+        return await task(
+          {
+            task: command,
+            model: s("model"),
+            mmproj: s("mmproj"),
+            maskDecoder: s("mask-decoder"),
+            image: s("image"),
+            question: s("question"),
+            labels: s("labels"),
+            lang: s("lang"),
+            long: values.long === true,
+            out: s("out"),
+            maxTokens: s("max-tokens"),
+            threads: s("threads"),
+            json,
+          },
+          io,
+        );
       }
       case "pull": {
         const { values, positionals } = parse(

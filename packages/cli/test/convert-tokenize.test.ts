@@ -95,3 +95,35 @@ describe("pali convert --seg-vae", () => {
     expect(pali("convert", "--seg-vae", npz, "-o", out).status).toBe(2); // exists, no --force
   });
 });
+
+describe("pali detect / caption", () => {
+  it("writes an annotated PNG of the original size, and refuses bad labels and an unwritable --out", async () => {
+    const image = join(root, "models", "fixtures", "references", "images", "coffee.png");
+    const png = join(out, "annotated.png");
+    const r = pali("detect", "-m", model, "-i", image, "-l", "cat ; dog", "--max-tokens", "8", "--out", png, "--json");
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ detections: expect.any(Array), out: png });
+    const { default: sharp } = (await import("sharp")) as unknown as { default: typeof import("sharp") };
+    expect(await sharp(png).metadata()).toMatchObject({ format: "png", width: 300, height: 200 });
+    expect(pali("detect", "-m", model, "-i", image).stderr).toMatch(/needs what to look for/);
+    const bad = pali(
+      "detect",
+      "-m",
+      model,
+      "-i",
+      image,
+      "-l",
+      "cat",
+      "--out",
+      "/proc/annotated.png",
+      "--max-tokens",
+      "2",
+      "--json",
+    );
+    expect(bad.status).toBe(1);
+    expect(JSON.parse(bad.stdout).error.code).toBe("ERR_IO");
+    const caption = pali("caption", "-m", model, "-i", image, "--max-tokens", "3", "--json");
+    expect(caption.status, caption.stderr).toBe(0);
+    expect(JSON.parse(caption.stdout)).toMatchObject({ text: expect.any(String), finishReason: "length" });
+  });
+});

@@ -134,6 +134,8 @@ export interface NativeAddon {
   ggufMetadataJson(path: string): Promise<string>;
   quantize(input: string, output: string, type: string, threads: number): Promise<void>;
   rowSize(type: string, nPerRow: number): number;
+  /** GFLOP/s of an n×n matrix product on the CPU backend (benchmarks) */
+  benchMatmul(n: number, threads: number, type: "f32" | "f16" | "bf16", reps: number): Promise<number>;
   preprocessImage(rgb: Uint8Array, width: number, height: number, size: number, out: Float32Array): Promise<void>;
   convertRows(type: string, src: Float32Array, nRows: number, nPerRow: number, dst: Uint8Array, threads: number): Promise<void>;
   setLogCallback(callback: ((level: NativeLogLevel, text: string) => void) | null, minLevel?: NativeLogLevel): void;

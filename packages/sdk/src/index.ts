@@ -10,3 +10,4 @@ export {
   type StreamChunk,
   type Timings,
 } from "./paligemma.js";
+export type { DetectResult, SegmentInstance, SegmentMask, SegmentResult, TaskOptions, TextResult } from "./tasks.js";

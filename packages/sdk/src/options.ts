@@ -35,6 +35,8 @@ export interface LoadOptions {
   flashAttention?: boolean;
   /** KV cache precision: "f16" (default) or "f32" (exact parity with transformers) */
   kvCacheType?: "f16" | "f32";
+  /** the segmentation mask decoder (`pali convert --seg-vae vae-oid.npz` → mask-decoder-f32.gguf), for segment() */
+  maskDecoder?: string;
   /** the most beams a request may ask for (default 4); each beam needs room for its answer in the context */
   maxBeams?: number;
   /** images larger than this many pixels are refused before decoding (default like sharp's) */
@@ -102,6 +104,7 @@ export function validateLoad(options: unknown) {
     kvF32: optional(o.kvCacheType, "f16", (v) => expectOneOf(v, "kvCacheType", ["f16", "f32"] as const)) === "f32",
     pixelLimit: optional(o.pixelLimit, 0x3fff * 0x3fff, (v) => expectInteger(v, "pixelLimit", 1)),
     maxBeams: optional(o.maxBeams, 4, (v) => expectInteger(v, "maxBeams", 1, 16)),
+    maskDecoder: optional(o.maskDecoder, undefined as string | undefined, (v) => expectNonEmptyString(v, "maskDecoder")),
     signal: expectAbortSignal(o.signal, "signal"),
   };
 }

@@ -9,6 +9,7 @@ import {
   fromNativeError,
   InvalidArgumentError,
   loadNative,
+  MaskDecoder,
   type NativeContext,
   NativeFinishReason,
   PaliError,
@@ -29,6 +30,18 @@ import {
   validateLoad,
   validateScore,
 } from "./options.js";
+import {
+  askTask,
+  captionTask,
+  type DetectResult,
+  detectTask,
+  ocrTask,
+  type SegmentResult,
+  segmentTask,
+  type TaskHost,
+  type TaskOptions,
+  type TextResult,
+} from "./tasks.js";
 
 export type FinishReason = "eos" | "length" | "stop" | "aborted";
 
@@ -97,6 +110,7 @@ export class PaliGemma {
   #disposed = false;
   #active: NativeContext | undefined;
   #maxBeams: number;
+  #maskDecoder: MaskDecoder | undefined;
 
   private constructor(
     files: ModelFiles,
@@ -107,8 +121,10 @@ export class PaliGemma {
     threads: number,
     pixelLimit: number,
     maxBeams: number,
+    maskDecoder: MaskDecoder | undefined,
   ) {
     this.#maxBeams = maxBeams;
+    this.#maskDecoder = maskDecoder;
     this.#files = files;
     this.#text = text;
     this.#vision = vision;
@@ -148,8 +164,10 @@ export class PaliGemma {
     }
     const text = await TextModel.load(files.model.path, { gpuLayers: o.gpu ? -1 : 0 });
     let vision: VisionModel | undefined;
+    let maskDecoder: MaskDecoder | undefined;
     try {
       vision = await VisionModel.load(files.mmproj.path, { gpu: o.gpu });
+      if (o.maskDecoder) maskDecoder = await MaskDecoder.load(o.maskDecoder, { gpu: o.gpu });
       const context = await loadNative().Context.create(text.handle, {
         nCtx: contextSize,
         threads: o.threads,
@@ -157,8 +175,9 @@ export class PaliGemma {
         kvF32: o.kvF32,
         beamsMax: o.maxBeams,
       });
-      return new PaliGemma(files, text, vision, context, contextSize, o.threads, o.pixelLimit, o.maxBeams);
+      return new PaliGemma(files, text, vision, context, contextSize, o.threads, o.pixelLimit, o.maxBeams, maskDecoder);
     } catch (error) {
+      maskDecoder?.dispose();
       vision?.dispose();
       text.dispose();
       throw fromNativeError(error, `Could not create a context for ${files.model.path}`);
@@ -246,6 +265,46 @@ export class PaliGemma {
     });
   }
 
+  /** `caption {lang}` (or `describe {lang}` with long: true) → the caption. */
+  caption(image: ImageInput | Tensor<"f32">, options: TaskOptions & { lang?: string; long?: boolean } = {}): Promise<TextResult> {
+    return captionTask(this.#taskHost(), image, options);
+  }
+
+  /** `answer {lang} {question}` → the answer. */
+  ask(image: ImageInput | Tensor<"f32">, question: string, options: TaskOptions & { lang?: string } = {}): Promise<TextResult> {
+    return askTask(this.#taskHost(), image, question, options);
+  }
+
+  /** `ocr` → the text in the image. */
+  ocr(image: ImageInput | Tensor<"f32">, options: TaskOptions = {}): Promise<TextResult> {
+    return ocrTask(this.#taskHost(), image, options);
+  }
+
+  /** `detect a ; b` → boxes in original-image pixels, with labels and confidences. */
+  detect(
+    image: ImageInput | Tensor<"f32">,
+    labels: string | readonly string[],
+    options: TaskOptions = {},
+  ): Promise<DetectResult> {
+    return detectTask(this.#taskHost(), image, labels, options);
+  }
+
+  /** `segment {expression}` → boxes and masks at image size (needs the mask decoder). */
+  segment(image: ImageInput | Tensor<"f32">, expression: string, options: TaskOptions = {}): Promise<SegmentResult> {
+    return segmentTask(this.#taskHost(), image, expression, options);
+  }
+
+  #taskHost(): TaskHost {
+    this.#live();
+    return {
+      tokenizer: this.tokenizer,
+      generate: (r) => this.generate(r),
+      encodeImage: (i, o) => this.encodeImage(i, o),
+      maskDecoder: this.#maskDecoder,
+      pixelLimit: this.#pixelLimit,
+    };
+  }
+
   /** The logits (full vocabulary) of the first answer token after the image and prompt. */
   async nextTokenLogits(request: Omit<ScoreRequest, "suffix">): Promise<Float32Array> {
     const r = validateScore({ ...request, suffix: "" });
@@ -275,6 +334,7 @@ export class PaliGemma {
     this.#active?.abort(true);
     await this.#queue.catch(() => {});
     this.#context.dispose();
+    this.#maskDecoder?.dispose();
     this.#vision.dispose();
     this.#text.dispose();
   }

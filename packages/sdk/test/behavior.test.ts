@@ -52,6 +52,16 @@ describe("requests", () => {
     expect(together.map((r) => r.tokens)).toEqual(alone);
   });
 
+  it("scores long suffixes in chunks with the same log-probabilities as short ones", async () => {
+    const words = Array.from({ length: 60 }, (_, i) => `w${i % 7}`).join(" ");
+    const long = await pg.score({ image: photo, prompt: "caption en", suffix: words });
+    const short = await pg.score({ image: photo, prompt: "caption en", suffix: words.split(" ").slice(0, 20).join(" ") });
+    expect(long.tokens.length).toBeGreaterThan(64);
+    const n = short.tokens.length - 1; // all but <eos>
+    expect(long.tokens.slice(0, n)).toEqual(short.tokens.slice(0, n));
+    for (let i = 0; i < n; i++) expect(long.logprobs[i]).toBeCloseTo(short.logprobs[i] as number, 4);
+  });
+
   it("stops at stop strings and at the token limit", async () => {
     const r = await pg.generate({ image: photo, prompt: "caption en", maxTokens: 6 });
     const first = pg.tokenizer.decode(r.tokens.slice(0, 2));
