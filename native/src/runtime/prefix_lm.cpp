@@ -210,6 +210,7 @@ int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_par
             llama_sampler_chain_add(chain, llama_sampler_init_temp(params->temperature));
             llama_sampler_chain_add(chain, llama_sampler_init_dist(params->seed));
         }
+        const bool greedy = params->temperature <= 0.0f && params->repeat_penalty == 1.0f;
         const auto t0 = clock_type::now();
         int32_t status = PALI_OK;
         *finish_reason = PALI_FINISH_LENGTH;
@@ -221,8 +222,14 @@ int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_par
                 break;
             }
             const float * logits = llama_get_logits_ith(ctx->lctx, -1);
-            // greedy takes the first maximal index, as torch.argmax does on CPU
-            const int32_t token = llama_sampler_sample(chain, ctx->lctx, -1);
+            // Greedy takes the first maximal index, as torch.argmax does on CPU; a plain scan skips the
+            // sampler's candidate array (257k entries a token).
+            int32_t token = 0;
+            if (greedy) {
+                for (int32_t t = 1; t < n_vocab; t++) token = logits[t] > logits[token] ? t : token;
+            } else {
+                token = llama_sampler_sample(chain, ctx->lctx, -1);
+            }
             float logprob = 0.0f, prob = 0.0f;
             token_stats(logits, n_vocab, token, logprob, prob);
             ctx->timings.n_decoded++;

@@ -59,7 +59,7 @@ for (const checkpoint of ["pg1-224", "pg2-224", "pg1-448", "pg2-448", "pg1-896",
   describe(`${checkpoint} at f32`, () => {
     it("matches transformers: features, first-step logits, greedy tokens, suffix log-probabilities", async () => {
       const files = await fx.convert(checkpoint);
-      await using pg = await PaliGemma.load({ ...files, kvCacheType: "f32", threads: 2 });
+      await using pg = await PaliGemma.load({ ...files, kvCacheType: "f32", flashAttention: false, threads: 2 });
       for (const c of await referenceCases(checkpoint)) {
         const label = `${checkpoint} ${c.photo} "${c.prompt}"`;
         const features = await pg.encodeImage(join(references, "images", `${c.photo}.png`));
@@ -107,7 +107,7 @@ for (const checkpoint of ["pg1-224", "pg2-224"]) {
 for (const checkpoint of ["pg1-224", "pg2-224"]) {
   it(`${checkpoint}: beam search finds transformers' best hypothesis`, async () => {
     const files = await fx.convert(checkpoint);
-    await using pg = await PaliGemma.load({ ...files, kvCacheType: "f32", threads: 2, maxBeams: 3 });
+    await using pg = await PaliGemma.load({ ...files, kvCacheType: "f32", flashAttention: false, threads: 2, maxBeams: 3 });
     const { readFile } = await import("node:fs/promises");
     const beams = JSON.parse(await readFile(join(references, checkpoint, "beams.json"), "utf8")) as {
       cases: { photo: string; prompt: string; beams: number; maxTokens: number; tokens: number[]; score: number }[];
