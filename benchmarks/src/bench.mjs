@@ -129,7 +129,22 @@ for (const [type, m] of Object.entries(models)) {
   log(`llama-bench at ${type} (pp${pali.prefillTokens}, tg32)`);
   const lb = spawnSync(
     llamaBench,
-    ["-m", m.model, "-p", String(pali.prefillTokens), "-n", "32", "-t", String(threads), "-r", String(reps), "-fa", "1", "-o", "json"],
+    [
+      "-m",
+      m.model,
+      "-p",
+      String(pali.prefillTokens),
+      "-n",
+      "32",
+      "-t",
+      String(threads),
+      "-r",
+      String(reps),
+      "-fa",
+      "1",
+      "-o",
+      "json",
+    ],
     {
       cwd: nativeOut,
       encoding: "utf8",

@@ -229,6 +229,7 @@ struct pali_context_params {
     bool    flash_attn; // ggml's flash attention (f16 inside); off for exact parity
     bool    kv_f32;     // f32 KV cache (exact parity) instead of f16
     int32_t n_beams_max; // beam search up to this many beams (1: none)
+    int32_t n_ubatch;    // the longest prefix (image tokens + prompt), which runs as one batch; 0: n_ctx
 };
 
 PALI_API struct pali_context_params pali_context_default_params(void);

@@ -66,6 +66,7 @@ class Context : public Napi::ObjectWrap<Context> {
         p.flash_attn = o.Get("flashAttn").As<Napi::Boolean>().Value();
         p.kv_f32 = o.Get("kvF32").As<Napi::Boolean>().Value();
         p.n_beams_max = o.Get("beamsMax").As<Napi::Number>().Int32Value();
+        p.n_ubatch = o.Get("nUbatch").As<Napi::Number>().Int32Value();
         auto slot = std::make_shared<pali_context *>(nullptr);
         auto model_ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[0]));
         return run_async(

@@ -69,6 +69,7 @@ struct pali_context_params pali_context_default_params(void) {
     p.flash_attn = false;
     p.kv_f32 = false;
     p.n_beams_max = 1;
+    p.n_ubatch = 0;
     return p;
 }
 
@@ -80,8 +81,9 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
         *out = nullptr;
         llama_context_params cp = llama_context_default_params();
         cp.n_ctx = (uint32_t) params.n_ctx;
-        // The prefix must be one ubatch: libllama's non-causal mask only spans the tokens of one ubatch.
-        cp.n_batch = cp.n_ubatch = (uint32_t) params.n_ctx;
+        // The prefix must be one ubatch: libllama's non-causal mask only spans the tokens of one ubatch. Compute
+        // buffers scale with it, so it is sized for the longest prefix, not the whole context.
+        cp.n_batch = cp.n_ubatch = (uint32_t) (params.n_ubatch > 0 ? std::min(params.n_ubatch, params.n_ctx) : params.n_ctx);
         // Beams share the prefix in one unified KV cache; each beam needs two sequence ids (see beam.cpp).
         cp.n_seq_max = (uint32_t) std::max(1, 2 * params.n_beams_max);
         // libllama sizes the logits buffer for this many rows of n_vocab floats (257216 for PaliGemma):
@@ -97,6 +99,7 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
         ctx->model = model;
         ctx->n_ctx = params.n_ctx;
         ctx->n_seq_max = (int32_t) cp.n_seq_max;
+        ctx->n_ubatch = (int32_t) cp.n_ubatch;
         ctx->lctx = llama_init_from_model(model->model, cp);
         if (ctx->lctx == nullptr) {
             delete ctx;
@@ -127,6 +130,10 @@ int32_t pali_context_prefill(pali_context * ctx, const float * image_embd, int32
         // + 1: positions start at 1, and the first answer token needs a slot
         if (n + 2 > ctx->n_ctx) {
             return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the prompt needs " + std::to_string(n) + " positions but the context holds " + std::to_string(ctx->n_ctx));
+        }
+        if (n > ctx->n_ubatch) {
+            return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the image and prompt take " + std::to_string(n) + " tokens but this context runs prefixes of at most " +
+                                                             std::to_string(ctx->n_ubatch));
         }
         const auto t0 = clock_type::now();
         const int32_t d = ctx->model->n_embd;

@@ -13,6 +13,7 @@ struct pali_context {
     llama_context *         lctx = nullptr;
     int32_t                 n_ctx = 0;
     int32_t                 n_seq_max = 1;
+    int32_t                 n_ubatch = 0;
     int32_t                 n_past = 0;   // positions used; the next token goes at n_past + 1 (1-based, as HF)
     std::atomic<bool>       abort{false};
     pali_timings            timings{};

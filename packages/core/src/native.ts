@@ -121,7 +121,7 @@ export interface NativeContext {
 export interface NativeContextConstructor {
   create(
     model: NativeTextModel,
-    options: { nCtx: number; threads: number; flashAttn: boolean; kvF32: boolean; beamsMax: number },
+    options: { nCtx: number; threads: number; flashAttn: boolean; kvF32: boolean; beamsMax: number; nUbatch: number },
   ): Promise<NativeContext>;
 }
 

@@ -31,6 +31,13 @@ export interface LoadOptions {
   gpu?: boolean;
   /** positions per request: image tokens + prompt + answer; default image tokens + 1024 (at most 8192) */
   contextSize?: number;
+  /**
+   * memory-map the decoder weights (default false): ggml's CPU backend repacks quantized weights into its
+   * own layout, so with mmap the file's pages and the repacked copy both stay resident (about 1.5× the file)
+   */
+  mmap?: boolean;
+  /** the longest prompt in tokens (default 256): the image and prompt run as one batch, whose buffers scale with this */
+  maxPromptTokens?: number;
   /** ggml flash attention (f16 inside): faster; numbers move by ~1e-2 in log-probability (default true; false for exact parity) */
   flashAttention?: boolean;
   /** KV cache precision: "f16" (default) or "f32" (exact parity with transformers) */
@@ -100,6 +107,8 @@ export function validateLoad(options: unknown) {
     threads: optional(o.threads, 0, (v) => expectInteger(v, "threads", 1, 1024)),
     gpu: optional(o.gpu, true, (v) => expectBoolean(v, "gpu")),
     contextSize: optional(o.contextSize, 0, (v) => expectInteger(v, "contextSize", 16, 1 << 17)),
+    mmap: optional(o.mmap, false, (v) => expectBoolean(v, "mmap")),
+    maxPromptTokens: optional(o.maxPromptTokens, 256, (v) => expectInteger(v, "maxPromptTokens", 8, 1 << 16)),
     flashAttention: optional(o.flashAttention, true, (v) => expectBoolean(v, "flashAttention")),
     kvF32: optional(o.kvCacheType, "f16", (v) => expectOneOf(v, "kvCacheType", ["f16", "f32"] as const)) === "f32",
     pixelLimit: optional(o.pixelLimit, 0x3fff * 0x3fff, (v) => expectInteger(v, "pixelLimit", 1)),

@@ -111,6 +111,7 @@ export class PaliGemma {
   #active: NativeContext | undefined;
   #maxBeams: number;
   #maskDecoder: MaskDecoder | undefined;
+  #maxPromptTokens: number;
 
   private constructor(
     files: ModelFiles,
@@ -122,7 +123,9 @@ export class PaliGemma {
     pixelLimit: number,
     maxBeams: number,
     maskDecoder: MaskDecoder | undefined,
+    maxPromptTokens: number,
   ) {
+    this.#maxPromptTokens = maxPromptTokens;
     this.#maxBeams = maxBeams;
     this.#maskDecoder = maskDecoder;
     this.#files = files;
@@ -162,7 +165,7 @@ export class PaliGemma {
         `Expected contextSize of at least ${files.imageTokenCount + 4} (the image tokens and a prompt) but received ${contextSize}`,
       );
     }
-    const text = await TextModel.load(files.model.path, { gpuLayers: o.gpu ? -1 : 0 });
+    const text = await TextModel.load(files.model.path, { gpuLayers: o.gpu ? -1 : 0, useMmap: o.mmap });
     let vision: VisionModel | undefined;
     let maskDecoder: MaskDecoder | undefined;
     try {
@@ -174,8 +177,20 @@ export class PaliGemma {
         flashAttn: o.flashAttention,
         kvF32: o.kvF32,
         beamsMax: o.maxBeams,
+        nUbatch: Math.min(contextSize, files.imageTokenCount + o.maxPromptTokens + 2),
       });
-      return new PaliGemma(files, text, vision, context, contextSize, o.threads, o.pixelLimit, o.maxBeams, maskDecoder);
+      return new PaliGemma(
+        files,
+        text,
+        vision,
+        context,
+        contextSize,
+        o.threads,
+        o.pixelLimit,
+        o.maxBeams,
+        maskDecoder,
+        o.maxPromptTokens,
+      );
     } catch (error) {
       maskDecoder?.dispose();
       vision?.dispose();
@@ -252,9 +267,10 @@ export class PaliGemma {
       const { embeddings } = await this.#embeddings(r.image, r.signal);
       const prefix = this.#prefix(r.prompt);
       const suffix = buildSuffixIds(this.tokenizer, r.suffix);
-      if (prefix.length + suffix.length + 2 > this.info.contextSize) {
+      this.#checkPrompt(prefix);
+      if (this.info.imageTokens + prefix.length + suffix.length + 2 > this.info.contextSize) {
         throw new ContextOverflowError(
-          `The prompt and suffix need ${prefix.length + suffix.length} positions but the context holds ${this.info.contextSize}; load with a larger contextSize`,
+          `The image, prompt and suffix need ${this.info.imageTokens + prefix.length + suffix.length} positions but the context holds ${this.info.contextSize}; load with a larger contextSize`,
         );
       }
       await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
@@ -294,6 +310,20 @@ export class PaliGemma {
     return segmentTask(this.#taskHost(), image, expression, options);
   }
 
+  /** A prefix must fit the context and the prefix batch (loaded with maxPromptTokens). */
+  #checkPrompt(prefix: number[]): void {
+    if (prefix.length + this.info.imageTokens + 2 > this.info.contextSize) {
+      throw new ContextOverflowError(
+        `The prompt needs ${prefix.length + this.info.imageTokens} positions but the context holds ${this.info.contextSize}; shorten the prompt or load with a larger contextSize`,
+      );
+    }
+    if (prefix.length > this.#maxPromptTokens + 2) {
+      throw new ContextOverflowError(
+        `The prompt has ${prefix.length} tokens; this model was loaded for at most ${this.#maxPromptTokens} (load with a larger maxPromptTokens)`,
+      );
+    }
+  }
+
   #taskHost(): TaskHost {
     this.#live();
     return {
@@ -311,11 +341,7 @@ export class PaliGemma {
     return this.#exclusive(r.signal, async (context) => {
       const { embeddings } = await this.#embeddings(r.image, r.signal);
       const prefix = this.#prefix(r.prompt);
-      if (prefix.length + this.info.imageTokens + 2 > this.info.contextSize) {
-        throw new ContextOverflowError(
-          `The prompt needs ${prefix.length + this.info.imageTokens} positions but the context holds ${this.info.contextSize}`,
-        );
-      }
+      this.#checkPrompt(prefix);
       await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
       const logits = new Float32Array(this.info.vocabSize);
       context.logits(logits);
@@ -440,11 +466,7 @@ export class PaliGemma {
       const started = performance.now();
       const { embeddings, ms } = await this.#embeddings(r.image, r.signal);
       const prefix = this.#prefix(r.prompt);
-      if (prefix.length + this.info.imageTokens + 2 > this.info.contextSize) {
-        throw new ContextOverflowError(
-          `The prompt needs ${prefix.length + this.info.imageTokens} positions but the context holds ${this.info.contextSize}; shorten the prompt or load with a larger contextSize`,
-        );
-      }
+      this.#checkPrompt(prefix);
       const maxTokens = Math.min(r.maxTokens, this.info.contextSize - prefix.length - this.info.imageTokens - 1);
       if (r.beams > this.#maxBeams) {
         throw new InvalidArgumentError(

@@ -151,6 +151,14 @@ describe("bad input", () => {
       code: "ERR_CONTEXT_OVERFLOW",
     });
     expect((await pg.generate({ image: photo, prompt: "caption en", maxTokens: 2 })).tokens.length).toBe(2);
+    // within the context, but longer than the prefix batch the model was loaded for
+    const long = "w1 ".repeat(150);
+    await expect(pg.generate({ image: photo, prompt: long, maxTokens: 2 })).rejects.toMatchObject({
+      code: "ERR_CONTEXT_OVERFLOW",
+      message: expect.stringMatching(/maxPromptTokens/),
+    });
+    await using roomy = await PaliGemma.load({ ...files224, threads: 2, maxPromptTokens: 512 });
+    expect((await roomy.generate({ image: photo, prompt: long, maxTokens: 2 })).tokens.length).toBe(2);
   });
 
   it("maxTokens <= 0 or NaN, temperature < 0, too many beams", async () => {
