@@ -60,7 +60,7 @@ enum pali_log_level {
 // Receives pali's, libllama's and ggml's messages. May be called from any thread.
 typedef void (*pali_log_callback)(enum pali_log_level level, const char * text, void * user_data);
 
-// NULL restores the default: WARN and ERROR to stderr.
+// NULL restores the default: ERROR to stderr (PALI_LOG=debug|info|warn|error in the environment changes it).
 PALI_API void pali_log_set(pali_log_callback callback, void * user_data);
 
 // ---- library and devices -------------------------------------------------------------------------

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 namespace {
@@ -15,8 +17,22 @@ std::mutex          g_mutex;
 pali_log_callback   g_callback  = nullptr;
 void *              g_user_data = nullptr;
 
+// Errors only by default: libllama warns about things users cannot act on (e.g. retyping Gemma's turn
+// tokens on every load). PALI_LOG=debug|info|warn|error chooses the level.
+pali_log_level default_level() {
+    static const pali_log_level level = [] {
+        const char * env = getenv("PALI_LOG");
+        if (env == nullptr) return PALI_LOG_ERROR;
+        if (strcmp(env, "debug") == 0) return PALI_LOG_DEBUG;
+        if (strcmp(env, "info") == 0) return PALI_LOG_INFO;
+        if (strcmp(env, "warn") == 0) return PALI_LOG_WARN;
+        return PALI_LOG_ERROR;
+    }();
+    return level;
+}
+
 void default_sink(pali_log_level level, const char * text, void *) {
-    if (level >= PALI_LOG_WARN) {
+    if (level >= default_level()) {
         fputs(text, stderr);
     }
 }

@@ -36,7 +36,7 @@ const levels: LogLevel[] = ["debug", "info", "warn", "error"];
 
 /**
  * Routes pali's, libllama's and ggml's log lines (at `minLevel` and above) to `logger`; `null`
- * restores the default (warnings and errors to stderr).
+ * restores the default (errors to stderr; PALI_LOG=debug, info, warn or error in the environment changes the level).
  */
 export function setLogger(logger: ((level: LogLevel, text: string) => void) | null, minLevel: LogLevel = "warn"): void {
   expectOneOf(minLevel, "minLevel", levels);
