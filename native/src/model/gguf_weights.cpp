@@ -62,4 +62,75 @@ int32_t load_weights(const char * path, const gguf_context * gguf, ggml_context 
     return PALI_OK;
 }
 
+gguf_checker::gguf_checker(const char * kind, const char * path, const gguf_context * gguf, ggml_context * meta)
+    : kind_(kind), path_(path), gguf_(gguf), meta_(meta) {}
+
+bool gguf_checker::error(const std::string & problem) {
+    if (message_.empty()) message_ = "invalid " + kind_ + " file " + path_ + ": " + problem;
+    return false;
+}
+
+bool gguf_checker::get_u32(const char * key, int32_t & out, int64_t min, int64_t max) {
+    const int64_t id = gguf_find_key(gguf_, key);
+    if (id < 0) return error(std::string("missing key ") + key);
+    const gguf_type t = gguf_get_kv_type(gguf_, id);
+    int64_t v;
+    if (t == GGUF_TYPE_UINT32) v = gguf_get_val_u32(gguf_, id);
+    else if (t == GGUF_TYPE_INT32) v = gguf_get_val_i32(gguf_, id);
+    else return error(std::string("key ") + key + " should be a u32");
+    if (v < min || v > max) {
+        return error(std::string("key ") + key + " is " + std::to_string(v) + ", expected " + std::to_string(min) + " to " + std::to_string(max));
+    }
+    out = (int32_t) v;
+    return true;
+}
+
+bool gguf_checker::get_f32(const char * key, float & out) {
+    const int64_t id = gguf_find_key(gguf_, key);
+    if (id < 0) return error(std::string("missing key ") + key);
+    if (gguf_get_kv_type(gguf_, id) != GGUF_TYPE_FLOAT32) return error(std::string("key ") + key + " should be an f32");
+    out = gguf_get_val_f32(gguf_, id);
+    return true;
+}
+
+bool gguf_checker::get_str(const char * key, std::string & out) {
+    const int64_t id = gguf_find_key(gguf_, key);
+    if (id < 0) return error(std::string("missing key ") + key);
+    if (gguf_get_kv_type(gguf_, id) != GGUF_TYPE_STRING) return error(std::string("key ") + key + " should be a string");
+    out = gguf_get_val_str(gguf_, id);
+    return true;
+}
+
+namespace {
+std::string dims(const int64_t * ne, size_t n) {
+    while (n > 1 && ne[n - 1] == 1) n--;
+    std::string s;
+    for (size_t i = 0; i < n; i++) s += (i ? ", " : "") + std::to_string(ne[i]);
+    return s;
+}
+} // namespace
+
+ggml_tensor * gguf_checker::tensor(const std::string & name, const std::vector<int64_t> & shape, bool weight) {
+    if (!message_.empty()) return nullptr;
+    ggml_tensor * t = ggml_get_tensor(meta_, name.c_str());
+    if (t == nullptr) {
+        error("missing tensor " + name);
+        return nullptr;
+    }
+    for (int i = 0; i < GGML_MAX_DIMS; i++) {
+        const int64_t want = i < (int) shape.size() ? shape[i] : 1;
+        if (t->ne[i] != want) {
+            error("tensor " + name + " has shape [" + dims(t->ne, GGML_MAX_DIMS) + "], expected [" + dims(shape.data(), shape.size()) + "]");
+            return nullptr;
+        }
+    }
+    const bool ok = t->type == GGML_TYPE_F32 || (weight && (t->type == GGML_TYPE_F16 || t->type == GGML_TYPE_BF16 || t->type == GGML_TYPE_Q8_0));
+    if (!ok) {
+        error("tensor " + name + " has type " + ggml_type_name(t->type) + (weight ? ", expected f32, f16, bf16 or q8_0" : ", expected f32"));
+        return nullptr;
+    }
+    used_++;
+    return t;
+}
+
 } // namespace pali

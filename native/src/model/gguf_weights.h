@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace pali {
 
@@ -24,5 +26,30 @@ int seek_file(FILE * f, uint64_t offset);
 // Allocates meta's tensors in device's buffer type (into *buffer, owned by the caller) and reads their bytes
 // from path. A tensor that would end past the end of the file is reported before anything is allocated.
 int32_t load_weights(const char * path, const gguf_context * gguf, ggml_context * meta, ggml_backend_dev_t device, ggml_backend_buffer_t * buffer);
+
+// Reads and checks the keys and tensors of one of our GGUF files. The first problem wins and becomes the
+// message ("invalid <kind> file <path>: <problem>"); later calls then return false / nullptr.
+class gguf_checker {
+  public:
+    gguf_checker(const char * kind, const char * path, const gguf_context * gguf, ggml_context * meta);
+
+    bool get_u32(const char * key, int32_t & out, int64_t min = 1, int64_t max = 1 << 24);
+    bool get_f32(const char * key, float & out);
+    bool get_str(const char * key, std::string & out);
+
+    // The tensor of exactly this shape (ggml order), of type f32, or also f16/bf16/q8_0 when weight is true.
+    ggml_tensor * tensor(const std::string & name, const std::vector<int64_t> & shape, bool weight);
+
+    int64_t used() const { return used_; }
+    const std::string & message() const { return message_; }
+    bool error(const std::string & problem);
+
+  private:
+    std::string          kind_, path_;
+    const gguf_context * gguf_;
+    ggml_context *       meta_;
+    std::string          message_;
+    int64_t              used_ = 0;
+};
 
 } // namespace pali

@@ -35,82 +35,16 @@ namespace {
 constexpr const char * ARCH = "paligemma-mask-decoder";
 
 
-class mask_loader {
+// Tensors here are f32 only (exact parity with big_vision); conv() reads a weight/bias pair.
+class mask_loader : public gguf_checker {
   public:
-    mask_loader(const char * path, gguf_context * gguf, ggml_context * meta) : path_(path), gguf_(gguf), meta_(meta) {}
+    mask_loader(const char * path, const gguf_context * gguf, ggml_context * meta) : gguf_checker("mask decoder", path, gguf, meta) {}
 
-    bool get_u32(const char * key, int32_t & out, int64_t min, int64_t max) {
-        const int64_t id = gguf_find_key(gguf_, key);
-        if (id < 0) return error(std::string("missing key ") + key);
-        const gguf_type t = gguf_get_kv_type(gguf_, id);
-        int64_t v;
-        if (t == GGUF_TYPE_UINT32) v = gguf_get_val_u32(gguf_, id);
-        else if (t == GGUF_TYPE_INT32) v = gguf_get_val_i32(gguf_, id);
-        else return error(std::string("key ") + key + " should be a u32");
-        if (v < min || v > max) {
-            return error(std::string("key ") + key + " is " + std::to_string(v) + ", expected " + std::to_string(min) + " to " +
-                         std::to_string(max));
-        }
-        out = (int32_t) v;
-        return true;
-    }
-
-    bool get_str(const char * key, std::string & out) {
-        const int64_t id = gguf_find_key(gguf_, key);
-        if (id < 0) return error(std::string("missing key ") + key);
-        if (gguf_get_kv_type(gguf_, id) != GGUF_TYPE_STRING) return error(std::string("key ") + key + " should be a string");
-        out = gguf_get_val_str(gguf_, id);
-        return true;
-    }
-
-    // Finds an f32 tensor of exactly this shape (ggml order).
-    ggml_tensor * tensor(const std::string & name, std::vector<int64_t> shape) {
-        if (!message_.empty()) return nullptr;
-        ggml_tensor * t = ggml_get_tensor(meta_, name.c_str());
-        if (t == nullptr) {
-            error("missing tensor " + name);
-            return nullptr;
-        }
-        for (int i = 0; i < GGML_MAX_DIMS; i++) {
-            const int64_t want = i < (int) shape.size() ? shape[i] : 1;
-            if (t->ne[i] != want) {
-                error("tensor " + name + " has shape [" + dims(t->ne) + "], expected [" + dims(shape.data(), shape.size()) + "]");
-                return nullptr;
-            }
-        }
-        if (t->type != GGML_TYPE_F32) {
-            error("tensor " + name + " has type " + ggml_type_name(t->type) + ", expected f32");
-            return nullptr;
-        }
-        used_++;
-        return t;
-    }
+    ggml_tensor * tensor(const std::string & name, const std::vector<int64_t> & shape) { return gguf_checker::tensor(name, shape, false); }
 
     mask_conv conv(const std::string & name, int64_t k, int64_t in, int64_t out) {
         return { tensor(name + ".weight", { k, k, in, out }), tensor(name + ".bias", { out }) };
     }
-
-    int32_t used() const { return used_; }
-    const std::string & message() const { return message_; }
-
-    bool error(const std::string & msg) {
-        if (message_.empty()) message_ = "invalid mask decoder file " + path_ + ": " + msg;
-        return false;
-    }
-
-  private:
-    static std::string dims(const int64_t * ne, size_t n = GGML_MAX_DIMS) {
-        while (n > 1 && ne[n - 1] == 1) n--;
-        std::string s;
-        for (size_t i = 0; i < n; i++) s += (i ? ", " : "") + std::to_string(ne[i]);
-        return s;
-    }
-
-    std::string    path_;
-    gguf_context * gguf_;
-    ggml_context * meta_;
-    std::string    message_;
-    int32_t        used_ = 0;
 };
 
 bool read_hparams(mask_loader & l, mask_hparams & hp, std::string & name) {

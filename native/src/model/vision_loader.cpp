@@ -22,92 +22,7 @@ vision_model::~vision_model() {
 
 namespace {
 
-
-class loader {
-  public:
-    loader(const char * path, gguf_context * gguf, ggml_context * meta) : path_(path), gguf_(gguf), meta_(meta) {}
-
-    // Reads an integer key that must be positive.
-    bool get_u32(const char * key, int32_t & out) {
-        const int64_t id = gguf_find_key(gguf_, key);
-        if (id < 0) return error(std::string("missing key ") + key);
-        const gguf_type t = gguf_get_kv_type(gguf_, id);
-        uint64_t v;
-        if (t == GGUF_TYPE_UINT32) v = gguf_get_val_u32(gguf_, id);
-        else if (t == GGUF_TYPE_INT32 && gguf_get_val_i32(gguf_, id) >= 0) v = (uint64_t) gguf_get_val_i32(gguf_, id);
-        else return error(std::string("key ") + key + " should be a u32");
-        if (v == 0 || v > (1u << 24)) return error(std::string("key ") + key + " has an implausible value " + std::to_string(v));
-        out = (int32_t) v;
-        return true;
-    }
-
-    bool get_f32(const char * key, float & out) {
-        const int64_t id = gguf_find_key(gguf_, key);
-        if (id < 0) return error(std::string("missing key ") + key);
-        if (gguf_get_kv_type(gguf_, id) != GGUF_TYPE_FLOAT32) return error(std::string("key ") + key + " should be an f32");
-        out = gguf_get_val_f32(gguf_, id);
-        return true;
-    }
-
-    bool get_str(const char * key, std::string & out) {
-        const int64_t id = gguf_find_key(gguf_, key);
-        if (id < 0) return error(std::string("missing key ") + key);
-        if (gguf_get_kv_type(gguf_, id) != GGUF_TYPE_STRING) return error(std::string("key ") + key + " should be a string");
-        out = gguf_get_val_str(gguf_, id);
-        return true;
-    }
-
-    // Finds a tensor and checks its shape (ggml order) and that its type is one the graphs accept.
-    ggml_tensor * tensor(const std::string & name, std::vector<int64_t> shape, bool weight) {
-        ggml_tensor * t = ggml_get_tensor(meta_, name.c_str());
-        if (t == nullptr) {
-            error("missing tensor " + name);
-            return nullptr;
-        }
-        for (int i = 0; i < GGML_MAX_DIMS; i++) {
-            const int64_t want = i < (int) shape.size() ? shape[i] : 1;
-            if (t->ne[i] != want) {
-                error("tensor " + name + " has shape [" + dims(t) + "], expected [" + dims(shape) + "]");
-                return nullptr;
-            }
-        }
-        const bool ok = t->type == GGML_TYPE_F32 || (weight && (t->type == GGML_TYPE_F16 || t->type == GGML_TYPE_BF16 || t->type == GGML_TYPE_Q8_0));
-        if (!ok) {
-            error("tensor " + name + " has type " + ggml_type_name(t->type) + (weight ? ", expected f32, f16, bf16 or q8_0" : ", expected f32"));
-            return nullptr;
-        }
-        used_++;
-        return t;
-    }
-
-    int32_t used() const { return used_; }
-    const std::string & message() const { return message_; }
-
-    bool error(const std::string & msg) {
-        if (message_.empty()) message_ = "invalid mmproj file " + path_ + ": " + msg;
-        return false;
-    }
-
-  private:
-    static std::string dims(const ggml_tensor * t) {
-        std::string s;
-        for (int i = 0; i < ggml_n_dims(t); i++) s += (i ? ", " : "") + std::to_string(t->ne[i]);
-        return s;
-    }
-    static std::string dims(const std::vector<int64_t> & shape) {
-        std::string s;
-        for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
-        return s;
-    }
-
-    std::string    path_;
-    gguf_context * gguf_;
-    ggml_context * meta_;
-    std::string    message_;
-    int32_t        used_ = 0;
-};
-
-bool read_hparams(loader & l, vision_hparams & hp, std::string & name) {
+bool read_hparams(gguf_checker & l, vision_hparams & hp, std::string & name) {
     std::string arch, projector;
     if (!l.get_str("general.architecture", arch)) return false;
     if (arch != "clip") return l.error("general.architecture is \"" + arch + "\", expected \"clip\" (is this the model file rather than the mmproj?)");
@@ -127,7 +42,7 @@ bool read_hparams(loader & l, vision_hparams & hp, std::string & name) {
     return true;
 }
 
-bool bind_tensors(loader & l, vision_model & m) {
+bool bind_tensors(gguf_checker & l, vision_model & m) {
     const auto & hp = m.hparams;
     const int64_t h = hp.n_embd, f = hp.n_ff, p = hp.patch_size;
     m.patch_w = l.tensor("v.patch_embd.weight", {p, p, 3, h}, true);
@@ -171,7 +86,7 @@ int32_t load_vision_model(const char * path, ggml_backend_dev_t device, vision_m
     if (!gguf) return fail(PALI_ERR_MODEL_FORMAT, std::string("ggml could not read ") + path + " as GGUF; is it an mmproj file made by pali convert?");
     m.ctx = meta;
 
-    loader l(path, gguf.get(), meta);
+    gguf_checker l("mmproj", path, gguf.get(), meta);
     if (!read_hparams(l, m.hparams, m.name) || !bind_tensors(l, m)) return fail(PALI_ERR_MODEL_FORMAT, l.message());
     m.hparams.has_mask_decoder = gguf_find_key(gguf.get(), "paligemma.has_mask_decoder") >= 0 &&
                                  gguf_get_val_bool(gguf.get(), gguf_find_key(gguf.get(), "paligemma.has_mask_decoder"));
