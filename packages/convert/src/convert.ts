@@ -197,7 +197,7 @@ function mmprojMetadata(spec: PaliGemmaSpec, name: string, type: MmprojType): [s
   return [
     ["general.architecture", { type: "str", value: "clip" }],
     ["general.name", { type: "str", value: name }],
-    ["general.file_type", u32({ f32: 0, f16: 1, q8_0: 7 }[type])],
+    ["general.file_type", u32(llamaFileType[type])],
     ["clip.has_vision_encoder", { type: "bool", value: true }],
     ["clip.projector_type", { type: "str", value: "paligemma" }],
     ["clip.vision.image_size", u32(v.imageSize)],
