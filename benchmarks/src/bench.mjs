@@ -1,11 +1,15 @@
 #!/usr/bin/env node
-// pnpm bench [--quick] [--no-transformers]
+// pnpm bench [--quick] [--no-transformers] [--setups pg1-3b-224,…] [--threads N]
 //
-// Full-size synthetic PaliGemma 1 3B-224 weights (seeded random, made by models/synthetic/make-checkpoint.mjs,
-// never committed) converted by pali at q4_k_m (and q8_0, f16 in the full run); then, in the same run:
-// llama.cpp's llama-bench built from the same pinned source and linked to the same ggml/libllama libraries
-// as pali, pali itself, transformers on torch CPU (when the reference venv exists), and the machine's
-// limits. Writes benchmarks/results/<date>-<host>.json and the table in benchmarks/README.md.
+// Full-size synthetic PaliGemma checkpoints (seeded random weights, made by models/synthetic/make-checkpoint.mjs,
+// never committed) converted by pali; then, in the same run: llama.cpp's llama-bench built from the same pinned
+// source and linked to the same ggml/libllama libraries as pali, pali itself, transformers on torch CPU (when
+// the reference venv exists), and the machine's limits. Writes benchmarks/results/<date>-<host>.json and the
+// tables in benchmarks/README.md.
+//
+// Quick mode: PaliGemma 1 3B-224 at q4_k_m only, two repetitions (under 10 minutes once the weights exist).
+// Full mode: PaliGemma 1 3B-224 at q4_k_m, q8_0 and f16 with transformers bf16/fp32 beside it; PaliGemma 2
+// 3B-224 at q4_k_m, q8_0 and f16; PaliGemma 1 3B at 448 (everything) and 896 (image encode) at q4_k_m.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { cpus, hostname, totalmem } from "node:os";
@@ -14,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { convertCheckpoint } from "@pali/convert";
 import { systemInfo } from "@pali/core";
-import { readGGUF } from "@pali/gguf";
+import { getNumber, readGGUF } from "@pali/gguf";
 import { matmulRate, memoryBandwidth } from "./machine.mjs";
 import { writeReport } from "./report.mjs";
 
@@ -22,37 +26,64 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
 const cache = join(root, "benchmarks", ".cache");
 const { values } = parseArgs({
-  options: { quick: { type: "boolean" }, "no-transformers": { type: "boolean" }, threads: { type: "string" } },
+  options: {
+    quick: { type: "boolean" },
+    "no-transformers": { type: "boolean" },
+    threads: { type: "string" },
+    setups: { type: "string" },
+  },
 });
 const quick = values.quick === true;
 const threads = Number(values.threads ?? systemInfo().defaultThreads);
-const types = quick ? ["q4_k_m"] : ["q4_k_m", "q8_0", "f16"];
-const reps = quick ? 2 : 3;
-const log = (m) => process.stderr.write(`bench: ${m}\n`);
+const log = (m) => process.stderr.write(`bench: ${new Date().toISOString().slice(11, 19)} ${m}\n`);
 mkdirSync(cache, { recursive: true });
 
-// ---- weights -----------------------------------------------------------------------------------------
-const checkpoint = join(cache, "pg1-3b-224");
-if (!existsSync(join(checkpoint, "config.json"))) {
-  log("writing the synthetic PaliGemma 1 3B-224 checkpoint (5.5 GB)");
-  execFileSync(
-    process.execPath,
-    [join(root, "models", "synthetic", "make-checkpoint.mjs"), "--out", checkpoint, "--model", "pg1-3b"],
-    { stdio: "inherit" },
-  );
-}
-const models = {};
-for (const type of types) {
-  const model = join(cache, `pg1-3b-224-${type}.gguf`);
-  const mmproj = join(cache, "mmproj-pg1-3b-224-f16.gguf");
+const allTypes = ["q4_k_m", "q8_0", "f16"];
+const setups = (
+  quick
+    ? [{ name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: ["q4_k_m"], reps: 2 }]
+    : [
+        { name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: allTypes, reps: 3, transformers: true, extras: true },
+        { name: "pg2-3b-224", model: "pg2-3b", resolution: 224, types: allTypes, reps: 3 },
+        { name: "pg1-3b-448", model: "pg1-3b", resolution: 448, types: ["q4_k_m"], reps: 2 },
+        { name: "pg1-3b-896", model: "pg1-3b", resolution: 896, types: ["q4_k_m"], reps: 2, encodeOnly: true },
+      ]
+).filter((s) => !values.setups || values.setups.split(",").includes(s.name));
+
+/** The HF checkpoint folder (written once) and its conversion at `type` (converted once). */
+async function weights(setup, type) {
+  const checkpoint = join(cache, setup.name);
+  if (!existsSync(join(checkpoint, "config.json"))) {
+    log(`writing the synthetic ${setup.name} checkpoint (~6 GB)`);
+    const args = ["--out", checkpoint, "--model", setup.model, "--resolution", String(setup.resolution)];
+    execFileSync(process.execPath, [join(root, "models", "synthetic", "make-checkpoint.mjs"), ...args], { stdio: "inherit" });
+  }
+  const model = join(cache, `${setup.name}-${type}.gguf`);
+  const mmproj = join(cache, `mmproj-${setup.name}-f16.gguf`);
   if (!existsSync(model) || !existsSync(mmproj)) {
-    log(`converting at ${type}`);
+    log(`converting ${setup.name} at ${type}`);
     const t = performance.now();
-    await convertCheckpoint({ input: checkpoint, outDir: cache, type, mmprojType: "f16", name: "pg1-3b-224", force: true });
+    await convertCheckpoint({ input: checkpoint, outDir: cache, type, mmprojType: "f16", name: setup.name, force: true });
     log(`converted in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   }
-  models[type] = { model, mmproj, bytes: statSync(model).size, mmprojBytes: statSync(mmproj).size };
+  return { checkpoint, model, mmproj, bytes: statSync(model).size, mmprojBytes: statSync(mmproj).size };
 }
+
+/** FLOPs of one image through SigLIP and the projector, from the mmproj's hyperparameters (matrix products and
+ * attention; norms and activations are noise). */
+function encodeFlops(mmproj) {
+  const n = (k) => getNumber(mmproj, `clip.vision.${k}`);
+  const d = n("embedding_length");
+  const ff = n("feed_forward_length");
+  const layers = n("block_count");
+  const patch = n("patch_size");
+  const tokens = (n("image_size") / patch) ** 2;
+  const perLayer = tokens * 2 * (4 * d * d + 2 * d * ff) + 4 * tokens * tokens * d;
+  return layers * perLayer + tokens * 2 * (3 * patch * patch) * d + tokens * 2 * d * n("projection_dim");
+}
+
+/** The matmul rate that bounds a decoder file: its main weight type's rate (q4_k_m files are mostly q4_K). */
+const rateType = { q4_k_m: "q4_K", q8_0: "q8_0", f16: "f16", bf16: "bf16", f32: "f32" };
 
 // ---- llama-bench, from the same source and linked to the same libraries ----------------------------------
 const nativeOut = join(root, "native", "build", "Release");
@@ -89,7 +120,7 @@ if (!existsSync(llamaBench)) {
 }
 
 // ---- the machine --------------------------------------------------------------------------------------------
-log("measuring memory bandwidth and the matrix-product rate");
+log("measuring memory read bandwidth and the matrix-product rates");
 const machine = {
   host: hostname(),
   cpu: cpus()[0]?.model ?? "unknown",
@@ -100,99 +131,79 @@ const machine = {
 };
 log(`bandwidth ${machine.bandwidthGBs.toFixed(1)} GB/s, matmul ${JSON.stringify(machine.matmulGflops)}`);
 
-const results = { date: new Date().toISOString(), quick, machine, system: systemInfo(), models: {} };
-for (const [type, m] of Object.entries(models)) {
-  const file = await readGGUF(m.model);
-  const textBytes = file.tensors.reduce((n, t) => n + t.byteSize, 0);
-  const textParams = file.tensors.filter((t) => t.name.startsWith("blk.")).reduce((n, t) => n + t.elementCount, 0);
+const results = { date: new Date().toISOString(), quick, machine, system: systemInfo(), setups: {} };
+for (const setup of setups) {
+  const runs = {};
+  results.setups[setup.name] = { resolution: setup.resolution, version: setup.model.startsWith("pg2") ? 2 : 1, runs };
+  for (const type of setup.types) {
+    const m = await weights(setup, type);
+    const file = await readGGUF(m.model);
+    const mmprojFile = await readGGUF(m.mmproj);
+    const textBytes = file.tensors.reduce((n, t) => n + t.byteSize, 0);
+    const textParams = file.tensors.filter((t) => t.name.startsWith("blk.")).reduce((n, t) => n + t.elementCount, 0);
 
-  log(`pali at ${type}`);
-  const args = [
-    join(here, "pali-run.mjs"),
-    "--model",
-    m.model,
-    "--mmproj",
-    m.mmproj,
-    "--reps",
-    String(reps),
-    "--threads",
-    String(threads),
-  ];
-  if (!quick) args.push("--extras");
-  const run = spawnSync(process.execPath, args, {
-    encoding: "utf8",
-    maxBuffer: 1 << 24,
-  });
-  if (run.status !== 0) throw new Error(`pali-run failed: ${run.stderr}`);
-  const pali = JSON.parse(run.stdout.trim().split("\n").at(-1));
+    log(`pali, ${setup.name} at ${type}`);
+    const args = [join(here, "pali-run.mjs"), "--model", m.model, "--mmproj", m.mmproj, "--reps", String(setup.reps)];
+    args.push("--threads", String(threads));
+    if (setup.extras) args.push("--extras");
+    if (setup.encodeOnly) args.push("--encode-only");
+    const run = spawnSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 24 });
+    if (run.status !== 0) throw new Error(`pali-run failed: ${run.stderr}`);
+    const pali = JSON.parse(run.stdout.trim().split("\n").at(-1));
 
-  log(`llama-bench at ${type} (pp${pali.prefillTokens}, tg32)`);
-  const lb = spawnSync(
-    llamaBench,
-    [
-      "-m",
-      m.model,
-      "-p",
-      String(pali.prefillTokens),
-      "-n",
-      "32",
-      "-t",
-      String(threads),
-      "-r",
-      String(reps),
-      "-fa",
-      "1",
-      "-o",
-      "json",
-    ],
-    {
-      cwd: nativeOut,
-      encoding: "utf8",
-      maxBuffer: 1 << 24,
-    },
-  );
-  if (lb.status !== 0) throw new Error(`llama-bench failed: ${lb.stderr}`);
-  const rows = JSON.parse(lb.stdout);
-  const pp = rows.find((r) => r.n_prompt > 0);
-  const tg = rows.find((r) => r.n_gen > 0);
+    const encodeBoundMs = (encodeFlops(mmprojFile) / (machine.matmulGflops.f16 * 1e9)) * 1000;
+    const entry = {
+      files: { modelBytes: m.bytes, mmprojBytes: m.mmprojBytes },
+      pali,
+      bounds: { encodeMs: encodeBoundMs },
+      ratios: {
+        encodeVsFlopBound: encodeBoundMs / pali.imageEncodeMs.median,
+        peakRssVsFiles: pali.peakRssBytes / ((setup.encodeOnly ? 0 : m.bytes) + m.mmprojBytes),
+      },
+    };
+    if (!setup.encodeOnly) {
+      // llama-bench on the same decoder file, flash attention off as in pali (it slows the CPU prefill)
+      log(`llama-bench, ${setup.name} at ${type} (pp${pali.prefillTokens}, tg32)`);
+      const lbArgs = ["-m", m.model, "-p", String(pali.prefillTokens), "-n", "32", "-t", String(threads)];
+      lbArgs.push("-r", String(setup.reps), "-fa", "0", "-o", "json");
+      const lb = spawnSync(llamaBench, lbArgs, { cwd: nativeOut, encoding: "utf8", maxBuffer: 1 << 24 });
+      if (lb.status !== 0) throw new Error(`llama-bench failed: ${lb.stderr}`);
+      const rows = JSON.parse(lb.stdout);
+      const pp = rows.find((r) => r.n_prompt > 0);
+      const tg = rows.find((r) => r.n_gen > 0);
+      // Bounds: decode reads every weight once per token (the tied embedding is the output head); prefill
+      // is matrix products, 2 FLOPs per weight per token (attention over ~300 tokens adds under 1%).
+      const decodeBound = (machine.bandwidthGBs * 1e9) / textBytes;
+      const flopRate = machine.matmulGflops[rateType[type]] * 1e9;
+      entry.llamaBench = { ppTokPerS: pp.avg_ts, ppStd: pp.stddev_ts, tgTokPerS: tg.avg_ts, tgStd: tg.stddev_ts };
+      entry.bounds.decodeTokPerS = decodeBound;
+      entry.bounds.prefillTokPerS = flopRate / (2 * textParams);
+      Object.assign(entry.ratios, {
+        prefillVsLlamaBench: pali.prefillTokPerS.median / pp.avg_ts,
+        decodeVsLlamaBench: pali.decodeTokPerS.median / tg.avg_ts,
+        decodeVsBandwidthBound: pali.decodeTokPerS.median / decodeBound,
+        prefillVsFlopBound: pali.prefillTokPerS.median / entry.bounds.prefillTokPerS,
+      });
+    }
+    runs[type] = entry;
+    log(JSON.stringify(entry.ratios));
+  }
 
-  // Bounds: decode reads every weight once per token; prefill and encode are matrix products.
-  const decodeBound = (machine.bandwidthGBs * 1e9) / textBytes;
-  const prefillFlopsPerToken = 2 * textParams;
-  const flopRate = machine.matmulGflops.bf16 * 1e9;
-  results.models[type] = {
-    files: { modelBytes: m.bytes, mmprojBytes: m.mmprojBytes },
-    pali,
-    llamaBench: { ppTokPerS: pp.avg_ts, ppStd: pp.stddev_ts, tgTokPerS: tg.avg_ts, tgStd: tg.stddev_ts },
-    ratios: {
-      prefillVsLlamaBench: pali.prefillTokPerS.median / pp.avg_ts,
-      decodeVsLlamaBench: pali.decodeTokPerS.median / tg.avg_ts,
-      decodeVsBandwidthBound: pali.decodeTokPerS.median / decodeBound,
-      prefillVsFlopBound: (pali.prefillTokPerS.median * prefillFlopsPerToken) / flopRate,
-      encodeVsFlopBound: 220e9 / flopRate / (pali.imageEncodeMs.median / 1000),
-      peakRssVsFiles: pali.peakRssBytes / (m.bytes + m.mmprojBytes),
-    },
-    bounds: { decodeTokPerS: decodeBound, prefillTokPerS: flopRate / prefillFlopsPerToken, encodeMs: (220e9 / flopRate) * 1000 },
-  };
-  log(JSON.stringify(results.models[type].ratios));
-}
-
-// ---- transformers on torch CPU ---------------------------------------------------------------------------
-const python = join(root, ".venv-ref", "bin", "python");
-if (!quick && !values["no-transformers"] && existsSync(python)) {
-  for (const dtype of ["bfloat16", "float32"]) {
-    log(`transformers ${dtype}`);
-    const r = spawnSync(python, [join(here, "hf_bench.py"), checkpoint, dtype, String(threads), "32"], {
-      encoding: "utf8",
-      maxBuffer: 1 << 24,
-    });
-    if (r.status === 0) results[`transformers_${dtype}`] = JSON.parse(r.stdout.trim().split("\n").at(-1));
-    else log(`transformers ${dtype} failed: ${r.stderr.slice(-500)}`);
+  // transformers on torch CPU, on the same checkpoint
+  const python = join(root, ".venv-ref", "bin", "python");
+  if (setup.transformers && !values["no-transformers"] && existsSync(python)) {
+    for (const dtype of ["bfloat16", "float32"]) {
+      log(`transformers ${dtype}, ${setup.name}`);
+      const hfArgs = [join(here, "hf_bench.py"), join(cache, setup.name), dtype, String(threads), "32"];
+      const r = spawnSync(python, hfArgs, { encoding: "utf8", maxBuffer: 1 << 24 });
+      if (r.status === 0) results.setups[setup.name][`transformers_${dtype}`] = JSON.parse(r.stdout.trim().split("\n").at(-1));
+      else log(`transformers ${dtype} failed: ${r.stderr.slice(-500)}`);
+    }
   }
 }
 
 const day = results.date.slice(0, 10);
-const out = join(root, "benchmarks", "results", `${day}-${machine.host}.json`);
+const out = join(root, "benchmarks", "results", `${day}-${machine.host}${quick ? "-quick" : ""}.json`);
 writeFileSync(out, `${JSON.stringify(results, null, 1)}\n`);
 writeReport(results, join(root, "benchmarks", "README.md"));
 log(`wrote ${out} and benchmarks/README.md`);

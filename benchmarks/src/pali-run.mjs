@@ -1,5 +1,6 @@
 // One model, measured in its own process (so peak RSS is this model's): load, image encode, prefill,
-// decode, time to first token, end-to-end caption, a batch of 8 images, and encode-once-ask-many.
+// decode, time to first token, end-to-end caption, a batch of 8 images, and encode-once-ask-many
+// (--encode-only: load and image encode).
 // Prints one JSON document.
 import { parseArgs } from "node:util";
 import { PaliGemma } from "@pali/sdk";
@@ -13,6 +14,7 @@ const { values } = parseArgs({
     tokens: { type: "string", default: "32" },
     threads: { type: "string" },
     extras: { type: "boolean" },
+    "encode-only": { type: "boolean" },
   },
 });
 const reps = Number(values.reps);
@@ -53,6 +55,13 @@ for (let i = 0; i < reps; i++) {
   const t = performance.now();
   await pg.encodeImage(image);
   encode.push(performance.now() - t);
+}
+
+if (values["encode-only"]) {
+  await pg.dispose();
+  const out = { loadMs, imageEncodeMs: stats(encode), peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exit(0);
 }
 
 // Caption of maxTokens tokens (random weights rarely emit <eos>; the count is what matters)

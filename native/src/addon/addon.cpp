@@ -102,7 +102,22 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo & info) {
         info.Env(),
         [=]() {
             *result = pali_bench_matmul_gflops(n, threads, type.c_str(), reps);
-            return *result < 0 ? PALI_ERR_INVALID_ARGUMENT : PALI_OK;
+            return *result < 0 ? PALI_ERR_INVALID_ARGUMENT : PALI_OK; // the message is pali_last_error()
+        },
+        [result](Napi::Env env) { return Napi::Number::New(env, *result); });
+}
+
+// benchReadBandwidth(mib, threads, reps) -> Promise<number> (GB/s)
+Napi::Value BenchReadBandwidth(const Napi::CallbackInfo & info) {
+    int32_t mib = info[0].As<Napi::Number>().Int32Value();
+    int32_t threads = info[1].As<Napi::Number>().Int32Value();
+    int32_t reps = info[2].As<Napi::Number>().Int32Value();
+    auto result = std::make_shared<double>(0.0);
+    return run_async(
+        info.Env(),
+        [=]() {
+            *result = pali_bench_read_gbs(mib, threads, reps);
+            return *result < 0 ? PALI_ERR_INVALID_ARGUMENT : PALI_OK; // the message is pali_last_error()
         },
         [result](Napi::Env env) { return Napi::Number::New(env, *result); });
 }
@@ -176,6 +191,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("quantize", Napi::Function::New(env, Quantize));
     exports.Set("rowSize", Napi::Function::New(env, RowSize));
     exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
+    exports.Set("benchReadBandwidth", Napi::Function::New(env, BenchReadBandwidth));
     exports.Set("preprocessImage", Napi::Function::New(env, PreprocessImage));
     exports.Set("convertRows", Napi::Function::New(env, ConvertRows));
     exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallback));

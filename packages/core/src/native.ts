@@ -134,8 +134,10 @@ export interface NativeAddon {
   ggufMetadataJson(path: string): Promise<string>;
   quantize(input: string, output: string, type: string, threads: number): Promise<void>;
   rowSize(type: string, nPerRow: number): number;
-  /** GFLOP/s of an n×n matrix product on the CPU backend (benchmarks) */
-  benchMatmul(n: number, threads: number, type: "f32" | "f16" | "bf16", reps: number): Promise<number>;
+  /** GFLOP/s of an n×n matrix product on the CPU backend with weights of a ggml type ("bf16", "q4_K", …) (benchmarks) */
+  benchMatmul(n: number, threads: number, type: string, reps: number): Promise<number>;
+  /** GB/s of memory reads by `threads` threads over a buffer of `mib` MiB, best of `reps` (benchmarks) */
+  benchReadBandwidth(mib: number, threads: number, reps: number): Promise<number>;
   preprocessImage(rgb: Uint8Array, width: number, height: number, size: number, out: Float32Array): Promise<void>;
   convertRows(type: string, src: Float32Array, nRows: number, nPerRow: number, dst: Uint8Array, threads: number): Promise<void>;
   setLogCallback(callback: ((level: NativeLogLevel, text: string) => void) | null, minLevel?: NativeLogLevel): void;

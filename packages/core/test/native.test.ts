@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { setLogger, systemInfo } from "../src/index.js";
+import { loadNative, setLogger, systemInfo } from "../src/index.js";
 
 const coreDist = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "index.js");
 
@@ -30,6 +30,15 @@ describe("native addon", () => {
     // The CPU variant that was loaded fits this processor: on x86-64 it uses at least SSE3.
     if (process.arch === "x64") expect(info.cpuFeatures.SSE3).toBe("1");
     expect(info.defaultThreads).toBeGreaterThanOrEqual(1);
+  });
+
+  it("measures the matrix-product rate per weight type and the read bandwidth, and refuses bad arguments", async () => {
+    const native = loadNative();
+    for (const type of ["f32", "bf16", "q8_0", "q4_K"]) expect(await native.benchMatmul(256, 1, type, 1)).toBeGreaterThan(0);
+    await expect(native.benchMatmul(256, 1, "q9_z", 1)).rejects.toThrow();
+    await expect(native.benchMatmul(100, 1, "q4_K", 1)).rejects.toThrow(); // 100 is not a multiple of q4_K's 256
+    expect(await native.benchReadBandwidth(64, 1, 1)).toBeGreaterThan(0.1);
+    await expect(native.benchReadBandwidth(1, 1, 1)).rejects.toThrow();
   });
 
   it("accepts and removes a log callback", () => {
