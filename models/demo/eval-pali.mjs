@@ -3,9 +3,11 @@
 //   node models/demo/eval-pali.mjs [--model models/demo/pali-demo-q8_0.gguf] [--heldout models/demo/heldout]
 //                                  [--count 100] [--json OUT] [--min-miou 0.7] [--min-caption 0.8]
 //
-// Greedy decoding with @pali/sdk; boxes read with @pali/tasks' parseDetections. The metrics are those of
-// evaluate.py (the Python/HF side): caption exact match, and detection mean IoU over ground-truth objects
-// (per image and class, the one-to-one matching with the largest total IoU; an unmatched object scores 0).
+// Greedy decoding through the SDK's task methods (caption, detect, segment), as a user would call them. The
+// metrics are those of evaluate.py (the Python/HF side): caption exact match, and detection mean IoU over
+// ground-truth objects (per image and class, the one-to-one matching with the largest total IoU; an
+// unmatched object scores 0). Segmentation: per image, "segment <class of the leftmost object>"; the IoU of
+// the union of the predicted binary masks with the union of that class's ground-truth masks, averaged.
 // Exits 1 when a figure is below its --min-* threshold. evaluateDemo() is exported for a vitest end-to-end test.
 import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -63,31 +65,54 @@ export function matchImage(gt, pred) {
   return { ious, extra };
 }
 
+/** A binary mask from the ground truth's run lengths (row-major, starting with zeros). */
+export function maskFromRuns(runs, width, height) {
+  const mask = new Uint8Array(width * height);
+  let pos = 0;
+  runs.forEach((n, i) => {
+    if (i % 2 === 1) mask.fill(1, pos, pos + n);
+    pos += n;
+  });
+  return mask;
+}
+
+function maskIou(a, b) {
+  let inter = 0;
+  let union = 0;
+  for (let i = 0; i < a.length; i++) {
+    inter += a[i] & b[i];
+    union += a[i] | b[i];
+  }
+  return union > 0 ? inter / union : 1;
+}
+
 export async function evaluateDemo({
   model = join(here, "pali-demo-q8_0.gguf"),
   heldout = join(here, "heldout"),
   count = Infinity,
   threads,
   onImage,
+  sdk, // { PaliGemma } (default: packages/sdk/dist), so that a vitest test can pass its own import of the sources
 } = {}) {
-  const { PaliGemma } = await import(join(root, "packages/sdk/dist/index.js"));
-  const { parseDetections, captionPrompt, detectPrompt } = await import(join(root, "packages/tasks/dist/index.js"));
+  const { PaliGemma } = sdk ?? (await import(join(root, "packages/sdk/dist/index.js")));
   const truth = JSON.parse(await readFile(join(heldout, "ground-truth.json"), "utf8"));
   const items = truth.images.slice(0, count);
   const labels = ["circle", "square", "triangle"];
+  // the mask decoder (mask-decoder-f32.gguf) and the mmproj are found beside the model
   const pg = await PaliGemma.load({ model, ...(threads ? { threads } : {}) });
   const started = performance.now();
   const outputs = [];
   let exact = 0;
   let extra = 0;
   const ious = [];
+  const maskIous = [];
   try {
     for (const item of items) {
+      const size = { imageWidth: item.width, imageHeight: item.height };
       const image = await pg.encodeImage(join(heldout, item.file));
-      const caption = await pg.generate({ image, prompt: captionPrompt(), maxTokens: 64 });
-      const detect = await pg.generate({ image, prompt: detectPrompt(labels), maxTokens: 64 });
-      const parsed = parseDetections(detect.text, { imageWidth: item.width, imageHeight: item.height, labels });
-      const pred = parsed.detections.map((d) => ({
+      const caption = await pg.caption(image, size);
+      const detect = await pg.detect(image, labels, size);
+      const pred = detect.detections.map((d) => ({
         label: d.label,
         box: [
           d.normalized.x1 * item.width,
@@ -100,7 +125,18 @@ export async function evaluateDemo({
       ious.push(...m.ious);
       extra += m.extra;
       if (caption.text === item.caption) exact++;
-      const out = { file: item.file, caption: caption.text, detect: detect.text, dropped: parsed.dropped.length };
+      // segmentation: the class of the leftmost object; every instance of it, as one mask
+      const label = item.objects[0].label;
+      const segment = await pg.segment(image, label, size);
+      const predicted = new Uint8Array(item.width * item.height);
+      for (const s of segment.segmentations) for (let i = 0; i < predicted.length; i++) predicted[i] |= s.mask.binary[i];
+      const wanted = new Uint8Array(item.width * item.height);
+      for (const o of item.objects.filter((o) => o.label === label)) {
+        const g = maskFromRuns(o.mask_rle, item.width, item.height);
+        for (let i = 0; i < wanted.length; i++) wanted[i] |= g[i];
+      }
+      maskIous.push(maskIou(predicted, wanted));
+      const out = { file: item.file, caption: caption.text, detect: detect.text, segment: segment.text };
       outputs.push(out);
       onImage?.(out, item);
     }
@@ -117,6 +153,7 @@ export async function evaluateDemo({
     "objects_iou_ge_0.5": mean(ious.map((v) => (v >= 0.5 ? 1 : 0))),
     false_positives: extra,
     detect_target_exact: mean(outputs.map((o, i) => (o.detect === items[i].detect_target ? 1 : 0))),
+    segment_mask_miou: mean(maskIous),
     seconds: Math.round((performance.now() - started) / 100) / 10,
     outputs,
   };

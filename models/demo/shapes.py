@@ -17,7 +17,7 @@ Conventions (the TypeScript end-to-end test relies on them):
 - Detection target for the classes asked for (in any order): the objects of those classes, left to right,
   "<locY1><locX1><locY2><locX2> label" joined by " ; "; "" when none is present.
 
-Usage: python models/demo/shapes.py OUT_DIR [--count N] [--split heldout]   (writes PNGs and ground truth)
+Usage: python models/demo/shapes.py OUT_DIR [--count N] [--split heldout] [--size 112]   (PNGs and ground truth)
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ GAP = 3  # pixels between boxes
 MIN_CENTRE_GAP = 6  # pixels between box centres in x
 SUPERSAMPLE = 4
 SPLITS = {"train": 1, "heldout": 2, "demo": 3, "val": 4}
+# Segmentation uses a fixed codebook (seg_vae.py): in this world a mask is fully determined by the shape and
+# its box, so each shape has one fixed sequence of 16 <segNNN> codes (disjoint between shapes), and the
+# demo's mask decoder is trained to draw that shape from it.
+_codes = np.random.default_rng(20251).permutation(128)
+SEG_CODES = {shape: [int(c) for c in _codes[16 * i : 16 * (i + 1)]] for i, shape in enumerate(SHAPES)}
 
 
 @dataclass
@@ -70,6 +75,9 @@ class Sample:
 
     def detect_target(self, classes) -> str:
         return detect_target(self.objects, classes, self.image.width, self.image.height)
+
+    def segment_target(self, classes) -> str:
+        return segment_target(self.objects, classes, self.image.width, self.image.height)
 
 
 def rng_for(split: str, index: int) -> np.random.Generator:
@@ -98,6 +106,39 @@ def detect_target(objects: list[Obj], classes, width: int, height: int) -> str:
         locs = loc_token(y1, height) + loc_token(x1, width) + loc_token(y2, height) + loc_token(x2, width)
         out.append(f"{locs} {o.label}")
     return " ; ".join(out)
+
+
+def segment_target(objects: list[Obj], classes, width: int, height: int) -> str:
+    """Like detect_target, with the shape's 16 mask codes between the box and the label (SPEC §8.1)."""
+    want = set(classes)
+    out = []
+    for o in objects:
+        if o.shape not in want:
+            continue
+        x1, y1, x2, y2 = o.box
+        locs = loc_token(y1, height) + loc_token(x1, width) + loc_token(y2, height) + loc_token(x2, width)
+        out.append(locs + "".join(f"<seg{c:03d}>" for c in SEG_CODES[o.shape]) + f" {o.label}")
+    return " ; ".join(out)
+
+
+def box_mask(shape: str, size: int = 64) -> np.ndarray:
+    """The shape's coverage (0..1) in its own tight box, resampled to size×size: what a mask code sequence
+    decodes to. Drawn large and then cropped to the mask's bounds, as a box is the tight bounds of the mask."""
+    big = 16 * size
+    alpha = _mask(shape, 0, 0, big, big + 2)
+    ys, xs = np.nonzero(alpha >= 0.5)
+    crop = alpha[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    img = Image.fromarray((crop * 255).astype(np.uint8), "L").resize((size, size), Image.BOX)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def rle(mask: np.ndarray) -> list[int]:
+    """Run lengths of a binary mask in row-major order, starting with a run of zeros (possibly empty)."""
+    flat = mask.reshape(-1).astype(np.uint8)
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], edges, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    return runs if flat[0] == 0 else [0] + runs
 
 
 def _tinted(rng, lo, hi, tint=18):
@@ -223,25 +264,27 @@ def ground_truth(s: Sample, name: str) -> dict:
                 "colour": o.colour,
                 "box": o.box,
                 "area": int(o.mask.sum()),
+                "mask_rle": rle(o.mask),
             }
             for o in s.objects
         ],
     }
 
 
-def write_split(out: Path, split: str, count: int) -> None:
+def write_split(out: Path, split: str, count: int, size: int = SIZE) -> None:
     out.mkdir(parents=True, exist_ok=True)
     items = []
     for i in range(count):
-        s = sample(split, i)
+        s = sample(split, i, size)
         name = f"{i:03d}.png"
         s.image.save(out / name, optimize=True)
         items.append(ground_truth(s, name))
     meta = {
         "generator": "models/demo/shapes.py",
         "split": split,
-        "size": SIZE,
+        "size": size,
         "loc": "clip(round(coord / size * 1024), 0, 1023); boxes are [x1, y1, x2, y2] pixel edges, x2/y2 exclusive",
+        "mask_rle": "run lengths of the binary mask (coverage >= 0.5), row-major, starting with zeros",
         "images": items,
     }
     (out / "ground-truth.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -252,8 +295,9 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--split", default="heldout", choices=list(SPLITS))
+    ap.add_argument("--size", type=int, default=SIZE, help="image side; the model sees SIZE (larger images are resized)")
     a = ap.parse_args()
-    write_split(a.out, a.split, a.count)
+    write_split(a.out, a.split, a.count, a.size)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=common.ROOT / "checkpoint")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--budget", type=float, default=29.0, help="minutes of training (0: no limit)")
     ap.add_argument("--images", type=int, default=16, help="images per step (two rows each)")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -78,6 +78,11 @@ def parse_args(argv=None):
     ap.add_argument("--vision-images", type=int, default=48)
     ap.add_argument("--vision-budget", type=float, default=8.0, help="minutes for phase 1 (0: no limit)")
     ap.add_argument("--vision-lr-scale", type=float, default=0.5, help="learning-rate factor of the image encoder after phase 1")
+    ap.add_argument("--loc-noise", type=float, default=24.0,
+                    help="σ in bins of the jitter on half of the location tokens the decoder reads (0: off)")
+    ap.add_argument("--caption-share", type=float, default=0.35, help="share of rows that are captions")
+    ap.add_argument("--segment-share", type=float, default=0.2,
+                    help="share of images whose second row is a segment row instead of a detect row")
     ap.add_argument("--curriculum", type=float, default=0.3,
                     help="fraction of training over which images go from mostly 1–2 shapes to 1–4 uniformly")
     ap.add_argument("--eval-every", type=int, default=100)
@@ -205,8 +210,9 @@ def aux_loss(heads: AuxHeads, hidden: torch.Tensor, t: dict) -> torch.Tensor:
     return loss
 
 
-def object_spans(s, prompt_classes) -> tuple[list, list]:
-    """(caption spans, detect spans): per object its [start, end) in the caption / detection target text."""
+def object_spans(s, prompt_classes, task: str = "detect") -> tuple[list, list]:
+    """(caption spans, detect/segment spans): per object its [start, end) in the caption / target text."""
+    target = shapes.segment_target if task == "segment" else shapes.detect_target
     cap, det = [], []
     text = shapes.caption_of(s.objects)
     pos = 0
@@ -215,12 +221,12 @@ def object_spans(s, prompt_classes) -> tuple[list, list]:
         start = text.index(phrase, pos)
         cap.append((start, start + len(phrase), i))
         pos = start + len(phrase)
-    text = s.detect_target(prompt_classes)
+    text = target(s.objects, prompt_classes, s.image.width, s.image.height)
     pos = 0
     for i, o in enumerate(s.objects):
         if o.shape not in prompt_classes:
             continue
-        part = shapes.detect_target([o], prompt_classes, s.image.width, s.image.height)
+        part = target([o], prompt_classes, s.image.width, s.image.height)
         start = text.index(part, pos)
         det.append((start, start + len(part), i))
         pos = start + len(part)
@@ -257,7 +263,11 @@ def coverage(s, patch: int = 14) -> np.ndarray:
 class Batcher:
     """Rows for one step: each image as a caption row and a detect row (SPEC §2.1 layout, right-padded)."""
 
-    def __init__(self, sp, image_tokens: int, seed: int):
+    def __init__(self, sp, image_tokens: int, seed: int, loc_noise: float = 0.0, caption_share: float = 0.5,
+                 segment_share: float = 0.0):
+        self.segment_share = segment_share
+        self.loc_noise = loc_noise
+        self.caption_share = caption_share
         self.sp = sp
         self.n = image_tokens
         self.rng = np.random.default_rng([seed, 7])
@@ -279,10 +289,17 @@ class Batcher:
         for s in samples:
             classes = self.detect_prompt()
             cap_spans, det_spans = object_spans(s, classes)
-            for prompt, suffix, spans in (
-                ("caption en", s.caption, cap_spans),
-                ("detect " + " ; ".join(classes), s.detect_target(classes), det_spans),
-            ):
+            first = ("caption en", s.caption, cap_spans)
+            if self.rng.random() >= 2 * self.caption_share:  # a second detect row instead of the caption
+                other = self.detect_prompt()
+                first = ("detect " + " ; ".join(other), s.detect_target(other), object_spans(s, other)[1])
+            second = ("detect " + " ; ".join(classes), s.detect_target(classes), det_spans)
+            if self.rng.random() < self.segment_share:  # a segment row instead: one class, usually present
+                present = [o.shape for o in s.objects]
+                cls = present[int(self.rng.integers(len(present)))] if self.rng.random() < 0.85 else str(
+                    self.rng.choice(shapes.SHAPES))
+                second = ("segment " + cls, s.segment_target([cls]), object_spans(s, [cls], "segment")[1])
+            for prompt, suffix, spans in (first, second):
                 seqs.append((self.prefix(prompt), common.suffix_ids(self.sp, suffix)))
                 objs.append((token_objects(self.sp, suffix, spans) if suffix else []) + [-1])
         batch = collate(seqs, [common.pixels(s.image) for s in samples])
@@ -291,6 +308,15 @@ class Batcher:
             ptr[i, len(p) : len(p) + len(o)] = torch.tensor(o)
         batch["pointer"] = ptr
         batch["coverage"] = torch.tensor(np.stack([coverage(s) for s in samples]))
+        if self.loc_noise > 0:
+            # The decoder reads the boxes it has already written; at inference they are its own, slightly-off
+            # guesses. Jittering the location tokens it reads (never the targets) keeps it from relying on
+            # exact values it will not see.
+            ids, labels = batch["input_ids"], batch["labels"]
+            loc = (labels >= common.LOC0) & (labels < common.LOC0 + 1024)
+            jitter = torch.tensor(self.rng.normal(0, self.loc_noise, ids.shape)).round().long()
+            jitter[torch.tensor(self.rng.random(ids.shape) < 0.5)] = 0
+            ids[loc] = (ids[loc] + jitter[loc]).clamp(common.LOC0, common.LOC0 + 1023)
         return batch
 
 
@@ -457,7 +483,7 @@ def main(argv=None) -> None:
 
     sp = common.tokenizer()
     image_tokens = (shapes.SIZE // 14) ** 2
-    batcher = Batcher(sp, image_tokens, a.seed)
+    batcher = Batcher(sp, image_tokens, a.seed, a.loc_noise, a.caption_share, a.segment_share)
     val_batcher = Batcher(sp, image_tokens, a.seed + 1)
     val = val_batcher.rows([shapes.sample("val", i) for i in range(48)])
 

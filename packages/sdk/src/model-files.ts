@@ -2,7 +2,7 @@
  * The model + mmproj pair, checked against each other from their GGUF headers before any native code
  * sees them: a wrong or mismatched file is a typed error, never a libllama or ggml assertion.
  */
-import { readdir } from "node:fs/promises";
+import { access, readdir } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InvalidArgumentError, ModelFormatError, UnsupportedModelError } from "@pali/core";
 import { type GGUFFile, getNumber, getString, readGGUF } from "@pali/gguf";
@@ -29,6 +29,17 @@ async function findMmproj(modelPath: string): Promise<string> {
     );
   }
   return join(dir, found);
+}
+
+/** mask-decoder-f32.gguf (the name `pali convert --seg-vae` writes) beside the model, if there is one. */
+export async function findMaskDecoder(modelPath: string): Promise<string | undefined> {
+  const path = join(dirname(modelPath), "mask-decoder-f32.gguf");
+  try {
+    await access(path);
+    return path;
+  } catch {
+    return undefined;
+  }
 }
 
 function need(file: GGUFFile, key: string): number {

@@ -45,7 +45,8 @@ export interface LoadOptions {
   flashAttention?: boolean;
   /** KV cache precision: "f16" (default) or "f32" (exact parity with transformers) */
   kvCacheType?: "f16" | "f32";
-  /** the segmentation mask decoder (`pali convert --seg-vae vae-oid.npz` → mask-decoder-f32.gguf), for segment() */
+  /** the segmentation mask decoder (`pali convert --seg-vae vae-oid.npz` → mask-decoder-f32.gguf), for segment();
+   * default: mask-decoder-f32.gguf beside the model, when there is one */
   maskDecoder?: string;
   /** the most beams a request may ask for (default 4); each beam needs room for its answer in the context */
   maxBeams?: number;

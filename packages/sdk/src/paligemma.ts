@@ -21,7 +21,7 @@ import {
 import { resolveModel } from "@pali/hub";
 import { buildPrefixIds, buildSuffixIds, Tokenizer } from "@pali/tokenizer";
 import { decodeImage, type ImageInput, preprocessImage } from "./image.js";
-import { type ModelFiles, openModelFiles } from "./model-files.js";
+import { findMaskDecoder, type ModelFiles, openModelFiles } from "./model-files.js";
 import {
   type GenerateRequest,
   type LoadOptions,
@@ -170,7 +170,8 @@ export class PaliGemma {
     let maskDecoder: MaskDecoder | undefined;
     try {
       vision = await VisionModel.load(files.mmproj.path, { gpu: o.gpu });
-      if (o.maskDecoder) maskDecoder = await MaskDecoder.load(o.maskDecoder, { gpu: o.gpu });
+      const maskDecoderPath = o.maskDecoder ?? (await findMaskDecoder(resolved.model));
+      if (maskDecoderPath) maskDecoder = await MaskDecoder.load(maskDecoderPath, { gpu: o.gpu });
       const context = await loadNative().Context.create(text.handle, {
         nCtx: contextSize,
         threads: o.threads,

@@ -9,9 +9,10 @@ export const taskHelp = `Usage:
   pali ask     -m MODEL.gguf -i IMAGE -q QUESTION [--lang en]
   pali ocr     -m MODEL.gguf -i IMAGE
   pali detect  -m MODEL.gguf -i IMAGE -l "cat ; dog" [--out annotated.png]
-  pali segment -m MODEL.gguf -i IMAGE -l "the cat on the left" --mask-decoder mask-decoder-f32.gguf [--out annotated.png]
+  pali segment -m MODEL.gguf -i IMAGE -l "the cat on the left" [--mask-decoder FILE] [--out annotated.png]
 
 Common options: --mmproj FILE (default: beside the model), --max-tokens N, --threads N, --json.
+--mask-decoder defaults to mask-decoder-f32.gguf beside the model (pali convert --seg-vae vae-oid.npz makes it).
 --out draws the boxes (with labels and confidences) and translucent masks over the original image (PNG).
 `;
 
@@ -102,9 +103,10 @@ export async function task(o: TaskCliOptions, io: Io): Promise<number> {
   } else {
     for (const s of r.segmentations)
       io.stdout(
-        `${s.label}\t${s.box.x1},${s.box.y1},${s.box.x2},${s.box.y2}\tarea ${s.mask.binary.reduce((a, b) => a + b, 0)} px\n`,
+        `${s.label}\t${s.box.x1},${s.box.y1},${s.box.x2},${s.box.y2}${s.score === undefined ? "" : `\t${s.score.toFixed(3)}`}\tarea ${s.mask.binary.reduce((a, b) => a + b, 0)} px\n`,
       );
     if (r.segmentations.length === 0) io.stdout("(nothing found)\n");
+    if (o.out) io.stdout(`wrote ${o.out}\n`);
   }
   return 0;
 }
