@@ -24,6 +24,7 @@ export function writeReport(results, path) {
       `### ${name}`,
       "",
       title(name, s),
+      "llama-bench: `-p N -n 0` for the prefix and `-p 0 -n 32 -d N` (32 tokens after N tokens of context, as pali decodes), flash attention off in both.",
       "",
       "| | q | load ms | encode ms | prefill tok/s | decode tok/s | TTFT ms | caption ms (32 tok) | peak RSS / files |",
       "|---|---|---|---|---|---|---|---|---|",

@@ -6,15 +6,20 @@ Run from the repository root, in the reference venv (see models/demo/README.md):
 
 Teacher forcing on the layout of SPEC §2.1: [<image>×N][<bos>][prompt + "\n"] with token_type_ids 0 (one
 bidirectional block), then suffix + <eos> with token_type_ids 1; the loss is on the suffix only. Every training
-image is used twice, once as "caption en" and once as "detect …" (all three classes, or a random subset in a
-random order, so that absent classes are asked for too); the two rows share one pass of the image encoder.
+image is used in two rows that share one pass of the image encoder: the first "caption en" (--caption-share)
+or a detect row, the second "detect …" (all three classes, or a random subset in a random order, so that absent
+classes are asked for too) or, for --segment-share of the images, "segment <class>" (box + the class's fixed 16
+mask codes, see seg_vae.py).
 
-Two things make this small run learn boxes quickly; neither changes the architecture:
+Several things make this small run learn boxes quickly (see models/demo/README.md); none changes the architecture:
 - the <locNNNN> rows of the (tied) embedding start as sine/cosine features of NNNN/1024, so that
   neighbouring bins start with neighbouring embeddings and output logits; the SigLIP position embedding
   starts as 2-D sine/cosine features of the patch position;
 - the loss on a location token is the cross-entropy against a Gaussian over neighbouring bins (σ in bins),
-  which rewards near misses; every other token has the usual one-hot target.
+  which rewards near misses; every other token has the usual one-hot target;
+- the image encoder first trains alone on per-patch targets (AuxHeads), and keeps that loss afterwards;
+- a pointer loss teaches a middle decoder layer which image tokens each output token is about;
+- the location tokens the decoder reads back are jittered (--loc-noise), as its own guesses will be.
 
 The run stops after --steps or --budget minutes, whichever comes first (the cosine schedule follows whichever
 is nearer its end). With --budget 0 the run is fully determined by the seed.
@@ -261,7 +266,7 @@ def coverage(s, patch: int = 14) -> np.ndarray:
 
 
 class Batcher:
-    """Rows for one step: each image as a caption row and a detect row (SPEC §2.1 layout, right-padded)."""
+    """Rows for one step: two per image (caption or detect, then detect or segment; SPEC §2.1 layout, right-padded)."""
 
     def __init__(self, sp, image_tokens: int, seed: int, loc_noise: float = 0.0, caption_share: float = 0.5,
                  segment_share: float = 0.0):

@@ -4,9 +4,13 @@
 #include "../core/internal.h"
 #include "prefix_lm.h"
 
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -21,14 +25,63 @@ double ms_since(clock_type::time_point t0) {
 
 bool abort_callback(void * data) { return static_cast<pali_context *>(data)->abort.load(); }
 
-// log(softmax(logits))[token] and softmax(logits)[token], over the full vocabulary.
+// exp(x) for x <= 0: 2^k · p(r) with r = x − k·ln 2 in [−ln 2/2, ln 2/2] and a degree-7 polynomial (relative
+// error below 1e-7, below float's own rounding). Branch-free, so that the loop below vectorizes: std::exp over
+// 257k logits cost ~3 ms a token, ~5% of a 3B decode step on 2 cores.
+inline float exp_nonpositive(float x) {
+    x = std::max(x, -87.0f);                                          // exp(−87) ≈ 1.6e-38: below it, 0 changes nothing
+    const float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;   // round(x / ln 2) by the 1.5·2^23 trick
+    const float r = x - k * 0.693145751953125f - k * 1.428606765330187e-06f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int32_t bits = ((int32_t) k + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+// log(softmax(logits))[token] and softmax(logits)[token], over the full vocabulary. Blocks of 1024 are summed in
+// 16 float lanes, the blocks in double: the sum stays within 1e-7 of a double-precision one.
 void token_stats(const float * logits, int32_t n_vocab, int32_t token, float & logprob, float & prob) {
     float max = logits[0];
     for (int32_t i = 1; i < n_vocab; i++) max = std::max(max, logits[i]);
+    constexpr int32_t W = 16, BLOCK = 1024;
     double sum = 0.0;
-    for (int32_t i = 0; i < n_vocab; i++) sum += std::exp((double) logits[i] - max);
+    int32_t i = 0;
+    for (; i + BLOCK <= n_vocab; i += BLOCK) {
+        float lanes[W] = { 0.0f };
+        for (int32_t j = i; j < i + BLOCK; j += W) {
+            for (int32_t k = 0; k < W; k++) lanes[k] += exp_nonpositive(logits[j + k] - max);
+        }
+        for (float v : lanes) sum += v;
+    }
+    for (; i < n_vocab; i++) sum += exp_nonpositive(logits[i] - max);
     logprob = (float) ((double) logits[token] - max - std::log(sum));
     prob = std::exp(logprob);
+}
+
+// Without a thread pool of its own, ggml's CPU backend starts its worker threads for every graph and they
+// sleep between graphs; a persistent pool whose threads poll briefly for the next graph (llama.cpp's own
+// default, poll 50) decodes about 10% faster on the CPU. Found through the CPU backend's registry, as the
+// CPU backend may be a dynamically loaded variant; without it libllama's default stays.
+void attach_cpu_threadpool(pali_context * ctx, int32_t threads) {
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_reg_t reg = cpu != nullptr ? ggml_backend_dev_backend_reg(cpu) : nullptr;
+    if (reg == nullptr) return;
+    auto * make = (decltype(ggml_threadpool_new) *) ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new");
+    auto * release = (decltype(ggml_threadpool_free) *) ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free");
+    if (make == nullptr || release == nullptr) return;
+    ggml_threadpool_params tpp = ggml_threadpool_params_default(threads);
+    tpp.poll = 50;
+    ctx->threadpool = make(&tpp);
+    if (ctx->threadpool == nullptr) return;
+    ctx->threadpool_free = release;
+    llama_attach_threadpool(ctx->lctx, ctx->threadpool, nullptr);
 }
 
 // One token at the next position, causally; logits requested for it.
@@ -106,6 +159,7 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
             return pali::fail(PALI_ERR_OUT_OF_MEMORY, "libllama could not create a context of " + std::to_string(params.n_ctx) + " tokens");
         }
         llama_set_abort_callback(ctx->lctx, abort_callback, ctx);
+        attach_cpu_threadpool(ctx, threads);
         *out = ctx;
         return PALI_OK;
     });
@@ -114,6 +168,7 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
 void pali_context_free(pali_context * ctx) {
     if (ctx == nullptr) return;
     llama_free(ctx->lctx);
+    if (ctx->threadpool != nullptr) ctx->threadpool_free(ctx->threadpool);
     delete ctx;
 }
 

@@ -17,6 +17,8 @@ struct pali_context {
     int32_t                 n_past = 0;   // positions used; the next token goes at n_past + 1 (1-based, as HF)
     std::atomic<bool>       abort{false};
     pali_timings            timings{};
+    ggml_threadpool *       threadpool = nullptr; // persistent CPU threads (see pali_context_init)
+    void (*threadpool_free)(ggml_threadpool *) = nullptr;
 };
 
 namespace pali {

@@ -1,5 +1,6 @@
 /** The task methods end to end on a tiny model: prompts in, typed results out (random weights: the content is noise). */
-import { join } from "node:path";
+import { mkdir, symlink } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PaliGemma } from "../src/index.js";
 import { ConvertedFixtures, fixtures, references } from "./helpers.js";
@@ -13,7 +14,10 @@ beforeAll(async () => {
   await fx.init();
   const files = await fx.convert("pg1-224", "f16", "f16");
   const { convertSegVae } = await import("@pali/convert");
-  maskDecoderPath = (await convertSegVae(join(fixtures, "vqvae", "vae-random.npz"), fx.dir, { force: true })).path;
+  // not beside the model: that would load it by default (the demo test covers that case)
+  const vaeDir = join(fx.dir, "vae");
+  await mkdir(vaeDir);
+  maskDecoderPath = (await convertSegVae(join(fixtures, "vqvae", "vae-random.npz"), vaeDir, { force: true })).path;
   pg = await PaliGemma.load({ ...files, maskDecoder: maskDecoderPath, threads: 2 });
 });
 afterAll(async () => {
@@ -68,5 +72,13 @@ describe("task methods", () => {
       code: "ERR_UNSUPPORTED_MODEL",
       message: expect.stringMatching(/--seg-vae/),
     });
+    // mask-decoder-f32.gguf beside the model is found without the option
+    const beside = join(fx.dir, "beside");
+    await mkdir(beside);
+    for (const f of [pg.info.model, pg.info.mmproj, maskDecoderPath]) await symlink(f, join(beside, basename(f)));
+    await using found = await PaliGemma.load({ model: join(beside, basename(pg.info.model)), threads: 2 });
+    const again = await found.segment(photo, "the cup", { maxTokens: 24 });
+    expect(again.text).toBe(r.text);
+    expect(again.segmentations.map((x) => x.mask.rle)).toEqual(r.segmentations.map((x) => x.mask.rle));
   });
 });
