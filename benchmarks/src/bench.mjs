@@ -140,6 +140,7 @@ const machine = {
   bandwidthGBs: await memoryBandwidth(threads),
   matmulGflops: await matmulRate(threads),
 };
+machine.bandwidthSamples = [machine.bandwidthGBs];
 log(`bandwidth ${machine.bandwidthGBs.toFixed(1)} GB/s, matmul ${JSON.stringify(machine.matmulGflops)}`);
 
 const results = { date: new Date().toISOString(), quick, machine, system: systemInfo(), setups: {} };
@@ -153,7 +154,11 @@ for (const setup of setups) {
     const textBytes = file.tensors.reduce((n, t) => n + t.byteSize, 0);
     const textParams = file.tensors.filter((t) => t.name.startsWith("blk.")).reduce((n, t) => n + t.elementCount, 0);
 
-    log(`pali, ${setup.name} at ${type}`);
+    // This machine's bandwidth moves with its neighbours' load (34–57 GB/s seen in one hour): measured again
+    // right before each model, and that figure bounds its decode.
+    const bandwidthGBs = await memoryBandwidth(threads);
+    machine.bandwidthSamples.push(bandwidthGBs);
+    log(`pali, ${setup.name} at ${type} (read bandwidth now ${bandwidthGBs.toFixed(1)} GB/s)`);
     const args = [join(here, "pali-run.mjs"), "--model", m.model, "--mmproj", m.mmproj, "--reps", String(setup.reps)];
     args.push("--threads", String(threads));
     if (setup.extras) args.push("--extras");
@@ -187,10 +192,11 @@ for (const setup of setups) {
       const tg = llama(["-p", "0", "-n", "32", "-d", n]);
       // Bounds: decode reads every weight once per token (the tied embedding is the output head); prefill
       // is matrix products, 2 FLOPs per weight per token (attention over ~300 tokens adds under 1%).
-      const decodeBound = (machine.bandwidthGBs * 1e9) / textBytes;
+      const decodeBound = (bandwidthGBs * 1e9) / textBytes;
       const flopRate = machine.matmulGflops[rateType[type]] * 1e9;
       entry.llamaBench = { ppTokPerS: pp.avg_ts, ppStd: pp.stddev_ts, tgTokPerS: tg.avg_ts, tgStd: tg.stddev_ts };
       entry.bounds.decodeTokPerS = decodeBound;
+      entry.bounds.bandwidthGBs = bandwidthGBs;
       entry.bounds.prefillTokPerS = flopRate / (2 * textParams);
       Object.assign(entry.ratios, {
         prefillVsLlamaBench: pali.prefillTokPerS.median / pp.avg_ts,

@@ -16,7 +16,7 @@ export function writeReport(results, path) {
     `Run ${results.date.slice(0, 16).replace("T", " ")} UTC on ${m.host}: ${m.cpu}, ${m.cores} threads, ${f(m.memoryGiB, 0)} GiB; ` +
       `${results.system.llamaCpp}, ggml ${results.system.buildMode}${results.quick ? ", quick mode" : ""}.`,
     "",
-    `Machine, same run: read bandwidth ${f(m.bandwidthGBs)} GB/s; ggml 2048² matmul ${["f32", "f16", "bf16", "q8_0", "q4_K"].map((t) => `${f(g[t], 0)}`).join(" / ")} GFLOP/s (f32 / f16 / bf16 / q8_0 / q4_K weights).`,
+    `Machine, same run: read bandwidth ${f(Math.min(...(m.bandwidthSamples ?? [m.bandwidthGBs])))}–${f(Math.max(...(m.bandwidthSamples ?? [m.bandwidthGBs])))} GB/s over ${(m.bandwidthSamples ?? [0]).length} measurements (each model's decode bound uses the one taken just before it); ggml 2048² matmul ${["f32", "f16", "bf16", "q8_0", "q4_K"].map((t) => `${f(g[t], 0)}`).join(" / ")} GFLOP/s (f32 / f16 / bf16 / q8_0 / q4_K weights).`,
   ];
   for (const [name, s] of Object.entries(results.setups)) {
     lines.push(
