@@ -20,7 +20,7 @@ import { convertCheckpoint } from "@pali/convert";
 import { systemInfo } from "@pali/core";
 import { getNumber, readGGUF } from "@pali/gguf";
 import { matmulRate, memoryBandwidth } from "./machine.mjs";
-import { writeReport } from "./report.mjs";
+import { boundDecodes, writeReport } from "./report.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -154,8 +154,8 @@ for (const setup of setups) {
     const textBytes = file.tensors.reduce((n, t) => n + t.byteSize, 0);
     const textParams = file.tensors.filter((t) => t.name.startsWith("blk.")).reduce((n, t) => n + t.elementCount, 0);
 
-    // This machine's bandwidth moves with its neighbours' load (34–57 GB/s seen in one hour): measured again
-    // right before each model, and that figure bounds its decode.
+    // This machine's bandwidth moves with its neighbours' load (34–58 GB/s seen in one hour): measured again
+    // before each model; the highest figure of the run is the machine's limit and bounds every decode.
     const bandwidthGBs = await memoryBandwidth(threads);
     machine.bandwidthSamples.push(bandwidthGBs);
     log(`pali, ${setup.name} at ${type} (read bandwidth now ${bandwidthGBs.toFixed(1)} GB/s)`);
@@ -169,7 +169,7 @@ for (const setup of setups) {
 
     const encodeBoundMs = (encodeFlops(mmprojFile) / (machine.matmulGflops[mmprojType] * 1e9)) * 1000;
     const entry = {
-      files: { modelBytes: m.bytes, mmprojBytes: m.mmprojBytes },
+      files: { modelBytes: m.bytes, mmprojBytes: m.mmprojBytes, textTensorBytes: textBytes },
       pali,
       bounds: { encodeMs: encodeBoundMs },
       ratios: {
@@ -192,7 +192,7 @@ for (const setup of setups) {
       const tg = llama(["-p", "0", "-n", "32", "-d", n]);
       // Bounds: decode reads every weight once per token (the tied embedding is the output head); prefill
       // is matrix products, 2 FLOPs per weight per token (attention over ~300 tokens adds under 1%).
-      const decodeBound = (bandwidthGBs * 1e9) / textBytes;
+      const decodeBound = (bandwidthGBs * 1e9) / textBytes; // provisional: see boundDecodes()
       const flopRate = machine.matmulGflops[rateType[type]] * 1e9;
       entry.llamaBench = { ppTokPerS: pp.avg_ts, ppStd: pp.stddev_ts, tgTokPerS: tg.avg_ts, tgStd: tg.stddev_ts };
       entry.bounds.decodeTokPerS = decodeBound;
@@ -222,6 +222,7 @@ for (const setup of setups) {
   }
 }
 
+boundDecodes(results);
 const day = results.date.slice(0, 10);
 const out = join(root, "benchmarks", "results", `${day}-${machine.host}${quick ? "-quick" : ""}.json`);
 writeFileSync(out, `${JSON.stringify(results, null, 1)}\n`);
