@@ -1,7 +1,7 @@
 /**
  * The committed demo model (models/demo: a tiny PaliGemma trained on generated shapes by models/demo/train.py,
  * converted by pali convert) must really caption, detect and segment: 100 held-out generated images with their
- * ground truth, greedy decoding through the SDK's task methods, no Python. About a minute on 2 cores.
+ * ground truth, greedy decoding through the SDK's task methods, no Python. About 15 seconds on 2 cores.
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
