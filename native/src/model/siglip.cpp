@@ -67,6 +67,12 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
         q = ggml_permute(ctx, q, 0, 2, 1, 3);                   // [hd, N, heads, B]
         k = ggml_permute(ctx, k, 0, 2, 1, 3);                   // [hd, N, heads, B]
         v = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));   // [N, hd, heads, B]
+        if (hd % 16 != 0) {
+            // So400m's head width 72 is not a multiple of 16, which keeps ggml's CPU backend off its tiled f32
+            // kernels for Q·Kᵀ (a third of the FLOPs at 896 px); zero columns change no dot product.
+            q = ggml_pad(ctx, ggml_cont(ctx, q), (int) (16 - hd % 16), 0, 0, 0);
+            k = ggml_pad(ctx, ggml_cont(ctx, k), (int) (16 - hd % 16), 0, 0, 0);
+        }
         ggml_tensor * kq = ggml_mul_mat(ctx, k, q);             // [N_k, N_q, heads, B]
         kq = ggml_soft_max_ext(ctx, kq, nullptr, scale, 0.0f);  // full attention: no mask
         ggml_tensor * kqv = ggml_mul_mat(ctx, v, kq);           // [hd, N_q, heads, B]

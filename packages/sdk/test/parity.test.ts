@@ -88,6 +88,15 @@ for (const checkpoint of ["pg1-224", "pg2-224", "pg1-448", "pg2-448", "pg1-896",
 
 const PROMPT0 = "caption en";
 
+it("a SigLIP head width that is not a multiple of 16 (So400m's 72; here 18) matches transformers", async () => {
+  // pali pads such heads with zero columns for ggml's tiled kernels (models/fixtures/make_head_width.py)
+  const files = await fx.convert("pg1-224-hd18");
+  await using pg = await PaliGemma.load({ ...files, threads: 2 });
+  const features = await pg.encodeImage(join(references, "images", "astronaut.png"));
+  const want = await readF32(join(references, "pg1-224-hd18", "features-astronaut.f32"));
+  expect(maxRelative(features.data, want)).toBeLessThanOrEqual(1e-4);
+});
+
 // Reduced-precision image encoders: f16 and bf16 keep 11 and 8 significant bits of each weight, q8_0 about 8 per
 // block of 32. Measured relL2 on the four photos: f16 2.8–3.5e-4, bf16 3.3–4.0e-3, q8_0 1.1–1.3e-2; the
 // bounds leave 2.5–3× room.
