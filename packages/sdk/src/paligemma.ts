@@ -246,6 +246,9 @@ export class PaliGemma {
       },
     );
     while (true) {
+      // Tokens already generated when the signal fires are not delivered: the native loop stops within one
+      // token, but on a small model it may have queued many before this loop runs again.
+      if (request.signal?.aborted) break;
       const next = pending.shift();
       if (next) {
         yield next;
@@ -259,6 +262,7 @@ export class PaliGemma {
     }
     await run;
     if (failure !== undefined) throw failure;
+    if (request.signal?.aborted) throw new AbortError("The request was aborted", { cause: request.signal.reason });
   }
 
   /** Teacher-forced log-probabilities of `suffix` (then <eos>) after the image and prompt, in one pass. */
