@@ -190,18 +190,15 @@ for (const setup of setups) {
       };
       const pp = llama(["-p", n, "-n", "0"]);
       const tg = llama(["-p", "0", "-n", "32", "-d", n]);
-      // Bounds: decode reads every weight once per token (the tied embedding is the output head); prefill
-      // is matrix products, 2 FLOPs per weight per token (attention over ~300 tokens adds under 1%).
-      const decodeBound = (bandwidthGBs * 1e9) / textBytes; // provisional: see boundDecodes()
+      // Prefill is matrix products, 2 FLOPs per weight per token (attention over ~300 tokens adds under 1%);
+      // the decode bound needs the whole run's bandwidth samples (boundDecodes, at the end).
       const flopRate = machine.matmulGflops[rateType[type]] * 1e9;
       entry.llamaBench = { ppTokPerS: pp.avg_ts, ppStd: pp.stddev_ts, tgTokPerS: tg.avg_ts, tgStd: tg.stddev_ts };
-      entry.bounds.decodeTokPerS = decodeBound;
       entry.bounds.bandwidthGBs = bandwidthGBs;
       entry.bounds.prefillTokPerS = flopRate / (2 * textParams);
       Object.assign(entry.ratios, {
         prefillVsLlamaBench: pali.prefillTokPerS.median / pp.avg_ts,
         decodeVsLlamaBench: pali.decodeTokPerS.median / tg.avg_ts,
-        decodeVsBandwidthBound: pali.decodeTokPerS.median / decodeBound,
         prefillVsFlopBound: pali.prefillTokPerS.median / entry.bounds.prefillTokPerS,
       });
     }

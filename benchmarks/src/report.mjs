@@ -16,7 +16,8 @@ export function boundDecodes(results) {
   results.machine.bandwidthGBs = peak;
   for (const setup of Object.values(results.setups)) {
     for (const entry of Object.values(setup.runs)) {
-      if (!entry.bounds.decodeTokPerS) continue;
+      if (!entry.pali.decodeTokPerS) continue; // encode-only runs
+      // decode reads every weight once per token (the tied embedding is the output head)
       entry.bounds.decodeTokPerS = (peak * 1e9) / entry.files.textTensorBytes;
       entry.ratios.decodeVsBandwidthBound = entry.pali.decodeTokPerS.median / entry.bounds.decodeTokPerS;
     }

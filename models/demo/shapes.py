@@ -96,7 +96,9 @@ def caption_of(objects: list[Obj]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def detect_target(objects: list[Obj], classes, width: int, height: int) -> str:
+def detect_target(objects: list[Obj], classes, width: int, height: int, masks: bool = False) -> str:
+    """The objects of `classes`, left to right, as "<loc×4> label" joined by " ; "; with masks=True, the shape's
+    16 mask codes between the box and the label, as a segment target (SPEC §8.1)."""
     want = set(classes)
     out = []
     for o in objects:
@@ -104,21 +106,13 @@ def detect_target(objects: list[Obj], classes, width: int, height: int) -> str:
             continue
         x1, y1, x2, y2 = o.box
         locs = loc_token(y1, height) + loc_token(x1, width) + loc_token(y2, height) + loc_token(x2, width)
-        out.append(f"{locs} {o.label}")
+        codes = "".join(f"<seg{c:03d}>" for c in SEG_CODES[o.shape]) if masks else ""
+        out.append(f"{locs}{codes} {o.label}")
     return " ; ".join(out)
 
 
 def segment_target(objects: list[Obj], classes, width: int, height: int) -> str:
-    """Like detect_target, with the shape's 16 mask codes between the box and the label (SPEC §8.1)."""
-    want = set(classes)
-    out = []
-    for o in objects:
-        if o.shape not in want:
-            continue
-        x1, y1, x2, y2 = o.box
-        locs = loc_token(y1, height) + loc_token(x1, width) + loc_token(y2, height) + loc_token(x2, width)
-        out.append(locs + "".join(f"<seg{c:03d}>" for c in SEG_CODES[o.shape]) + f" {o.label}")
-    return " ; ".join(out)
+    return detect_target(objects, classes, width, height, masks=True)
 
 
 def box_mask(shape: str, size: int = 64) -> np.ndarray:

@@ -1,6 +1,8 @@
 // Module entry: library info, logging, GGUF metadata and quantization. Marshalling only.
 #include "common.h"
 
+#include <functional>
+
 #include <memory>
 #include <string>
 
@@ -91,20 +93,25 @@ Napi::Value PreprocessImage(const Napi::CallbackInfo & info) {
         [keep](Napi::Env env) { return env.Undefined(); });
 }
 
+// Runs a benchmark off the JS thread; a negative result is an invalid argument (message in pali_last_error()).
+Napi::Value bench_async(Napi::Env env, std::function<double()> bench) {
+    auto result = std::make_shared<double>(0.0);
+    return run_async(
+        env,
+        [=]() {
+            *result = bench();
+            return *result < 0 ? PALI_ERR_INVALID_ARGUMENT : PALI_OK;
+        },
+        [result](Napi::Env env) { return Napi::Number::New(env, *result); });
+}
+
 // benchMatmul(n, threads, type, reps) -> Promise<number> (GFLOP/s)
 Napi::Value BenchMatmul(const Napi::CallbackInfo & info) {
     int32_t n = info[0].As<Napi::Number>().Int32Value();
     int32_t threads = info[1].As<Napi::Number>().Int32Value();
     std::string type = info[2].As<Napi::String>().Utf8Value();
     int32_t reps = info[3].As<Napi::Number>().Int32Value();
-    auto result = std::make_shared<double>(0.0);
-    return run_async(
-        info.Env(),
-        [=]() {
-            *result = pali_bench_matmul_gflops(n, threads, type.c_str(), reps);
-            return *result < 0 ? PALI_ERR_INVALID_ARGUMENT : PALI_OK; // the message is pali_last_error()
-        },
-        [result](Napi::Env env) { return Napi::Number::New(env, *result); });
+    return bench_async(info.Env(), [=]() { return pali_bench_matmul_gflops(n, threads, type.c_str(), reps); });
 }
 
 // benchReadBandwidth(mib, threads, reps) -> Promise<number> (GB/s)
@@ -112,14 +119,7 @@ Napi::Value BenchReadBandwidth(const Napi::CallbackInfo & info) {
     int32_t mib = info[0].As<Napi::Number>().Int32Value();
     int32_t threads = info[1].As<Napi::Number>().Int32Value();
     int32_t reps = info[2].As<Napi::Number>().Int32Value();
-    auto result = std::make_shared<double>(0.0);
-    return run_async(
-        info.Env(),
-        [=]() {
-            *result = pali_bench_read_gbs(mib, threads, reps);
-            return *result < 0 ? PALI_ERR_INVALID_ARGUMENT : PALI_OK; // the message is pali_last_error()
-        },
-        [result](Napi::Env env) { return Napi::Number::New(env, *result); });
+    return bench_async(info.Env(), [=]() { return pali_bench_read_gbs(mib, threads, reps); });
 }
 
 Napi::Value RowSize(const Napi::CallbackInfo & info) {
