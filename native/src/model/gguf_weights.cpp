@@ -101,6 +101,14 @@ bool gguf_checker::get_str(const char * key, std::string & out) {
     return true;
 }
 
+bool gguf_checker::get_optional_bool(const char * key, bool & out) {
+    const int64_t id = gguf_find_key(gguf_, key);
+    if (id < 0) return true;
+    if (gguf_get_kv_type(gguf_, id) != GGUF_TYPE_BOOL) return error(std::string("key ") + key + " should be a bool");
+    out = gguf_get_val_bool(gguf_, id);
+    return true;
+}
+
 namespace {
 std::string dims(const int64_t * ne, size_t n) {
     while (n > 1 && ne[n - 1] == 1) n--;

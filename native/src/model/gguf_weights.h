@@ -36,6 +36,8 @@ class gguf_checker {
     bool get_u32(const char * key, int32_t & out, int64_t min = 1, int64_t max = 1 << 24);
     bool get_f32(const char * key, float & out);
     bool get_str(const char * key, std::string & out);
+    // An optional bool: absent leaves out as it is; any other type is an error (gguf_get_val_bool asserts on it).
+    bool get_optional_bool(const char * key, bool & out);
 
     // The tensor of exactly this shape (ggml order), of type f32, or also f16/bf16/q8_0 when weight is true.
     ggml_tensor * tensor(const std::string & name, const std::vector<int64_t> & shape, bool weight);

@@ -87,9 +87,11 @@ int32_t load_vision_model(const char * path, ggml_backend_dev_t device, vision_m
     m.ctx = meta;
 
     gguf_checker l("mmproj", path, gguf.get(), meta);
-    if (!read_hparams(l, m.hparams, m.name) || !bind_tensors(l, m)) return fail(PALI_ERR_MODEL_FORMAT, l.message());
-    m.hparams.has_mask_decoder = gguf_find_key(gguf.get(), "paligemma.has_mask_decoder") >= 0 &&
-                                 gguf_get_val_bool(gguf.get(), gguf_find_key(gguf.get(), "paligemma.has_mask_decoder"));
+    m.hparams.has_mask_decoder = false;
+    if (!read_hparams(l, m.hparams, m.name) || !l.get_optional_bool("paligemma.has_mask_decoder", m.hparams.has_mask_decoder) ||
+        !bind_tensors(l, m)) {
+        return fail(PALI_ERR_MODEL_FORMAT, l.message());
+    }
     if (l.used() != gguf_get_n_tensors(gguf.get()) && !m.hparams.has_mask_decoder) {
         return fail(PALI_ERR_MODEL_FORMAT, std::string("invalid mmproj file ") + path + ": it holds tensors pali does not know");
     }

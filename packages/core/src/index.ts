@@ -1,8 +1,12 @@
 export * from "./errors.js";
 export * from "./files.js";
 export * from "./ggml-gguf.js";
+export * from "./gguf/keys.js";
+export * from "./gguf/reader.js";
+export * from "./gguf/types.js";
 export * from "./handle.js";
 export * from "./mask-decoder.js";
+export * from "./model-format/index.js";
 export type * from "./native.js";
 export { loadNative, NativeFinishReason, nativeBinaryPath } from "./native.js";
 export * from "./quantize.js";

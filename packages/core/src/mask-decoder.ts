@@ -3,7 +3,9 @@
  * native core in float32 from `mask-decoder-f32.gguf` (made by `pali convert --seg-vae vae-oid.npz`).
  */
 import { DisposedError, fromNativeError } from "./errors.js";
+import { readGGUF } from "./gguf/reader.js";
 import { NativeHandle } from "./handle.js";
+import { validateMaskDecoderFile } from "./model-format/mask-decoder.js";
 import { loadNative, type NativeMaskDecoder, type NativeMaskDecoderInfo } from "./native.js";
 import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, invalid, optional } from "./validate.js";
 
@@ -34,6 +36,7 @@ export class MaskDecoder extends NativeHandle<NativeMaskDecoder> {
     expectNonEmptyString(path, "path");
     expectObject(options, "options");
     const useGpu = optional(options.gpu, true, (v) => expectBoolean(v, "gpu"));
+    validateMaskDecoderFile(await readGGUF(path));
     try {
       return new MaskDecoder(await loadNative().MaskDecoder.load(path, { useGpu }));
     } catch (error) {

@@ -1,6 +1,8 @@
 /** The Gemma / Gemma 2 decoder as libllama loads it: immutable weights, shareable. */
 import { fromNativeError } from "./errors.js";
+import { readGGUF } from "./gguf/reader.js";
 import { NativeHandle } from "./handle.js";
+import { validateDecoder } from "./model-format/decoder.js";
 import { loadNative, type NativeTextModel, type NativeTextModelInfo } from "./native.js";
 import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, expectString, optional } from "./validate.js";
 
@@ -23,6 +25,8 @@ export class TextModel extends NativeHandle<NativeTextModel> {
     expectObject(options, "options");
     const gpuLayers = optional(options.gpuLayers, -1, (v) => expectInteger(v, "gpuLayers", -1));
     const useMmap = optional(options.useMmap, true, (v) => expectBoolean(v, "useMmap"));
+    // Everything libllama would assert on is refused here first, as a typed error.
+    validateDecoder(await readGGUF(path));
     try {
       return new TextModel(await loadNative().TextModel.load(path, { gpuLayers, useMmap }));
     } catch (error) {

@@ -1,6 +1,8 @@
 /** The SigLIP image encoder and projector of an mmproj file, validated and loaded by the native core. */
-import { fromNativeError, InvalidArgumentError } from "./errors.js";
+import { DisposedError, fromNativeError, InvalidArgumentError } from "./errors.js";
+import { readGGUF } from "./gguf/reader.js";
 import { NativeHandle } from "./handle.js";
+import { validateMmproj } from "./model-format/mmproj.js";
 import { loadNative, type NativeVisionModel, type NativeVisionModelInfo } from "./native.js";
 import { Tensor } from "./tensor.js";
 import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, optional } from "./validate.js";
@@ -13,6 +15,9 @@ export interface VisionModelOptions {
 export type VisionModelInfo = NativeVisionModelInfo;
 
 export class VisionModel extends NativeHandle<NativeVisionModel> {
+  #inFlight = 0;
+  #disposeWhenIdle = false;
+
   private constructor(handle: NativeVisionModel) {
     super(handle, "VisionModel");
   }
@@ -21,6 +26,7 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
     expectNonEmptyString(path, "path");
     expectObject(options, "options");
     const useGpu = optional(options.gpu, true, (v) => expectBoolean(v, "gpu"));
+    validateMmproj(await readGGUF(path));
     try {
       return new VisionModel(await loadNative().VisionModel.load(path, { useGpu }));
     } catch (error) {
@@ -28,7 +34,24 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
     }
   }
 
+  override get disposed(): boolean {
+    return this.#disposeWhenIdle || super.disposed;
+  }
+
+  /**
+   * Idempotent. An encode still running keeps the weights until it ends and then fails with ERR_DISPOSED
+   * (the native handle refuses to free weights in use); new calls fail with ERR_DISPOSED at once.
+   */
+  override dispose(): void {
+    if (this.#inFlight > 0) {
+      this.#disposeWhenIdle = true;
+      return;
+    }
+    super.dispose();
+  }
+
   info(): VisionModelInfo {
+    this.#checkLive();
     return this.native.info();
   }
 
@@ -37,7 +60,9 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
    * a [count, N, D] tensor, computed off the JS thread.
    */
   async encode(pixels: Float32Array, count = 1, options: { threads?: number } = {}): Promise<Tensor<"f32">> {
-    const info = this.native.info();
+    this.#checkLive();
+    const native = this.native;
+    const info = native.info();
     const size = info.imageSize;
     expectInteger(count, "count", 1, 1024);
     if (!(pixels instanceof Float32Array) || pixels.length !== count * 3 * size * size) {
@@ -47,11 +72,21 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
     }
     const threads = optional(options.threads, 0, (v) => expectInteger(v, "threads", 0, 1024));
     const out = new Float32Array(count * info.imageTokenCount * info.projectionDim);
+    this.#inFlight++;
     try {
-      await this.native.encode(pixels, count, threads, out);
+      await native.encode(pixels, count, threads, out);
     } catch (error) {
+      if (this.#disposeWhenIdle) throw new DisposedError("This VisionModel");
       throw fromNativeError(error, "Could not encode the image");
+    } finally {
+      this.#inFlight--;
+      if (this.#inFlight === 0 && this.#disposeWhenIdle) super.dispose();
     }
+    if (this.#disposeWhenIdle || super.disposed) throw new DisposedError("This VisionModel");
     return Tensor.from("f32", [count, info.imageTokenCount, info.projectionDim], out);
+  }
+
+  #checkLive(): void {
+    if (this.#disposeWhenIdle) throw new DisposedError("This VisionModel");
   }
 }

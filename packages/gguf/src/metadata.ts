@@ -1,27 +1,11 @@
 /** Convenience accessors and a summary of a GGUF file's contents. */
-import { ModelFormatError } from "@pali/core";
-import type { GGUFFile } from "./reader.js";
-import type { GGUFValue } from "./types.js";
+import { type GGUFFile, type GGUFValue, getString } from "@pali/core";
+
+export { getNumber, getString } from "@pali/core";
 
 /** The plain JS value of a metadata entry (typed arrays and bigints as they are). */
 export function metadataValue(value: GGUFValue): unknown {
   return value.value;
-}
-
-export function getString(file: GGUFFile, key: string): string | undefined {
-  const v = file.metadata.get(key);
-  if (v === undefined) return undefined;
-  if (v.type !== "str") throw new ModelFormatError(`${file.path}: metadata ${key} should be a string but is ${v.type}`);
-  return v.value;
-}
-
-export function getNumber(file: GGUFFile, key: string): number | undefined {
-  const v = file.metadata.get(key);
-  if (v === undefined) return undefined;
-  if (v.type === "arr" || v.type === "str" || v.type === "bool") {
-    throw new ModelFormatError(`${file.path}: metadata ${key} should be a number but is ${v.type}`);
-  }
-  return Number(v.value);
 }
 
 export interface GGUFSummary {

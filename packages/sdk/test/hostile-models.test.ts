@@ -1,0 +1,166 @@
+/**
+ * Hostile edits of the committed demo GGUFs (issue 17): each used to abort the process inside ggml or
+ * libllama; now the TS validators in @pali/core refuse them with a typed error before any native load.
+ * The edits are made in memory with the fuzzer's GGUF map (fuzz/gguf-map.mjs), and also kept as the
+ * regression cases the fuzzer found.
+ */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  MaskDecoder,
+  PaliError,
+  parseGGUF,
+  TextModel,
+  VisionModel,
+  validateDecoder,
+  validateMaskDecoderFile,
+  validateMmproj,
+} from "@pali/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PaliGemma } from "../src/index.js";
+import { fixtures } from "./helpers.js";
+
+const demo = join(fixtures, "..", "demo");
+const files = {
+  model: join(demo, "pali-demo-q8_0.gguf"),
+  mmproj: join(demo, "mmproj-pali-demo-f16.gguf"),
+  mask: join(demo, "mask-decoder-f32.gguf"),
+};
+
+interface GGUFMapModule {
+  mapGGUF(b: Buffer): {
+    keys: { key: string; typeOffset: number; valueOffset: number; items?: { offset: number; length: number }[] }[];
+  };
+  keyField(map: unknown, key: string): { typeOffset: number; valueOffset: number; items?: { offset: number; length: number }[] };
+}
+let gguf: GGUFMapModule;
+let dir: string;
+const bytes: Record<keyof typeof files, Buffer> = { model: Buffer.alloc(0), mmproj: Buffer.alloc(0), mask: Buffer.alloc(0) };
+
+beforeAll(async () => {
+  const module = "../fuzz/gguf-map.mjs"; // plain JS shared with the fuzzer
+  gguf = (await import(module)) as GGUFMapModule;
+  dir = await mkdtemp(join(tmpdir(), "pali-hostile-"));
+  for (const k of Object.keys(files) as (keyof typeof files)[]) bytes[k] = await readFile(files[k]);
+});
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(PaliError);
+  return (error as PaliError).code;
+}
+
+function syncCodeOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(PaliError);
+    return (e as PaliError).code;
+  }
+  throw new Error("expected a PaliError");
+}
+
+/** The three reported edits, as functions of the original bytes. */
+const edits = {
+  blockCount(b: Buffer): Buffer {
+    const out = Buffer.from(b);
+    out.writeUInt32LE(0xffff_ffff, gguf.keyField(gguf.mapGGUF(b), "gemma.block_count").valueOffset);
+    return out;
+  },
+  duplicateToken(b: Buffer): Buffer {
+    const out = Buffer.from(b);
+    const items = gguf.keyField(gguf.mapGGUF(b), "tokenizer.ggml.tokens").items ?? [];
+    // two ordinary pieces of the same byte length: the second becomes a copy of the first
+    for (let i = 300; i < items.length; i++) {
+      const a = items[i] as { offset: number; length: number };
+      const j = items.findIndex((s, n) => n > i && s.length === a.length);
+      if (j < 0) continue;
+      const dst = items[j] as { offset: number; length: number };
+      b.copy(out, dst.offset, a.offset, a.offset + a.length);
+      return out;
+    }
+    throw new Error("no two tokens of one length");
+  },
+  maskFlagAsI8(b: Buffer): Buffer {
+    const out = Buffer.from(b);
+    out.writeUInt32LE(1 /* i8 */, gguf.keyField(gguf.mapGGUF(b), "paligemma.has_mask_decoder").typeOffset);
+    return out;
+  },
+};
+
+async function write(name: string, content: Buffer): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, content);
+  return path;
+}
+
+describe("hostile model files", () => {
+  it("the committed demo files pass the validators", () => {
+    expect(validateDecoder(parseGGUF(bytes.model)).layers).toBe(3);
+    expect(validateMmproj(parseGGUF(bytes.mmproj)).imageSize).toBe(112);
+    expect(validateMaskDecoderFile(parseGGUF(bytes.mask)).maskSize).toBe(64);
+  });
+
+  it("gemma.block_count = 0xFFFFFFFF is ERR_MODEL_FORMAT, not libllama's n_layer assertion", async () => {
+    const bad = edits.blockCount(bytes.model);
+    expect(syncCodeOf(() => validateDecoder(parseGGUF(bad)))).toBe("ERR_MODEL_FORMAT");
+    const path = await write("pali-demo-q8_0.gguf", bad);
+    expect(await codeOf(TextModel.load(path))).toBe("ERR_MODEL_FORMAT");
+    expect(await codeOf(PaliGemma.load({ model: path, mmproj: files.mmproj }))).toBe("ERR_MODEL_FORMAT");
+  });
+
+  it("a vocabulary string equal to another is ERR_MODEL_FORMAT, not libllama's token_to_id assertion", async () => {
+    const bad = edits.duplicateToken(bytes.model);
+    expect(() => validateDecoder(parseGGUF(bad))).toThrow(/repeats item/);
+    const path = await write("dup-token.gguf", bad);
+    expect(await codeOf(TextModel.load(path))).toBe("ERR_MODEL_FORMAT");
+    expect(await codeOf(PaliGemma.load({ model: path, mmproj: files.mmproj }))).toBe("ERR_MODEL_FORMAT");
+  });
+
+  it("paligemma.has_mask_decoder stored as i8 is ERR_MODEL_FORMAT, not gguf_get_val_bool's assertion", async () => {
+    const bad = edits.maskFlagAsI8(bytes.mmproj);
+    expect(() => validateMmproj(parseGGUF(bad))).toThrow(/has_mask_decoder should be bool but is i8/);
+    const path = await write("mmproj-i8.gguf", bad);
+    expect(await codeOf(VisionModel.load(path))).toBe("ERR_MODEL_FORMAT");
+    expect(await codeOf(PaliGemma.load({ model: files.model, mmproj: path }))).toBe("ERR_MODEL_FORMAT");
+  });
+
+  it("the mask decoder refuses a wrong shape before the native loader", async () => {
+    const b = Buffer.from(bytes.mask);
+    b.writeUInt32LE(7, gguf.keyField(gguf.mapGGUF(b), "paligemma.mask.grid_size").valueOffset);
+    const path = await write("mask-decoder-f32.gguf", b);
+    expect(await codeOf(MaskDecoder.load(path))).toBe("ERR_MODEL_FORMAT");
+  });
+});
+
+describe("dispose() while the vision encoder runs", () => {
+  it("VisionModel: the encode in flight fails with ERR_DISPOSED and dispose() does not throw", async () => {
+    const vision = await VisionModel.load(files.mmproj);
+    const size = vision.info().imageSize;
+    const encoding = vision.encode(new Float32Array(3 * size * size));
+    vision.dispose();
+    vision.dispose();
+    expect(vision.disposed).toBe(true);
+    expect(await codeOf(encoding)).toBe("ERR_DISPOSED");
+    expect(await codeOf(vision.encode(new Float32Array(3 * size * size)))).toBe("ERR_DISPOSED");
+  });
+
+  it("PaliGemma: encodeImage() and a task method in flight fail with ERR_DISPOSED; dispose() resolves", async () => {
+    const image = await readFile(join(demo, "examples", "000.png"));
+    for (const run of [(pg: PaliGemma) => pg.encodeImage(image), (pg: PaliGemma) => pg.caption(image)]) {
+      const pg = await PaliGemma.load({ model: files.model, mmproj: files.mmproj, threads: 1 });
+      const pending = run(pg);
+      // let decoding and preprocessing finish so that the encoder is running
+      await new Promise((r) => setTimeout(r, 5));
+      await expect(pg.dispose()).resolves.toBeUndefined();
+      expect(await codeOf(pending)).toBe("ERR_DISPOSED");
+    }
+  });
+});
