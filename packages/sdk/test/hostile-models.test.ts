@@ -28,6 +28,13 @@ const files = {
   mask: join(demo, "mask-decoder-f32.gguf"),
 };
 
+interface Mutant {
+  bytes: Buffer;
+  dataOnly: boolean;
+}
+interface MutateModule {
+  mutateGGUF(base: Buffer, map: unknown, seed: number, focus?: RegExp): Mutant;
+}
 interface GGUFMapModule {
   mapGGUF(b: Buffer): {
     keys: { key: string; typeOffset: number; valueOffset: number; items?: { offset: number; length: number }[] }[];
@@ -35,12 +42,15 @@ interface GGUFMapModule {
   keyField(map: unknown, key: string): { typeOffset: number; valueOffset: number; items?: { offset: number; length: number }[] };
 }
 let gguf: GGUFMapModule;
+let mutate: MutateModule;
 let dir: string;
 const bytes: Record<keyof typeof files, Buffer> = { model: Buffer.alloc(0), mmproj: Buffer.alloc(0), mask: Buffer.alloc(0) };
 
 beforeAll(async () => {
   const module = "../fuzz/gguf-map.mjs"; // plain JS shared with the fuzzer
   gguf = (await import(module)) as GGUFMapModule;
+  const mutateModule = "../fuzz/mutate.mjs";
+  mutate = (await import(mutateModule)) as MutateModule;
   dir = await mkdtemp(join(tmpdir(), "pali-hostile-"));
   for (const k of Object.keys(files) as (keyof typeof files)[]) bytes[k] = await readFile(files[k]);
 });
@@ -137,6 +147,27 @@ describe("hostile model files", () => {
     b.writeUInt32LE(7, gguf.keyField(gguf.mapGGUF(b), "paligemma.mask.grid_size").valueOffset);
     const path = await write("mask-decoder-f32.gguf", b);
     expect(await codeOf(MaskDecoder.load(path))).toBe("ERR_MODEL_FORMAT");
+  });
+});
+
+/**
+ * Inputs the fuzz campaign found (fuzz/README.md), rebuilt from their seeds: each aborted the process before
+ * the fix named beside it.
+ */
+const campaignFinds: { target: "decoder"; seed: number; fix: string }[] = [
+  // general.alignment 1 or 2 added: ggml's reader accepts it, libllama's mmap load then asserts
+  // "buffer pointer must be aligned" (ggml-backend.cpp); now every tensor must start 32-byte aligned.
+  { target: "decoder", seed: 2705034936, fix: "not a multiple of 32" },
+  { target: "decoder", seed: 2705038741, fix: "not a multiple of 32" },
+];
+
+describe("inputs found by the fuzz campaign", () => {
+  it.each(campaignFinds)("$target seed $seed is refused ($fix)", async ({ seed, fix }) => {
+    const base = bytes.model;
+    const { bytes: mutant } = mutate.mutateGGUF(base, gguf.mapGGUF(base), seed);
+    expect(() => validateDecoder(parseGGUF(mutant))).toThrow(new RegExp(fix));
+    const path = await write(`found-${seed}.gguf`, mutant);
+    expect(await codeOf(TextModel.load(path))).toBe("ERR_MODEL_FORMAT");
   });
 });
 

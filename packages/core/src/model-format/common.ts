@@ -57,6 +57,8 @@ export interface ExpectedTensor {
   types?: ReadonlySet<string>;
 }
 
+/** ggml-backend.cpp TENSOR_ALIGNMENT */
+const TENSOR_ALIGNMENT = 32;
 const f32Only: ReadonlySet<string> = new Set(["f32"]);
 
 function padded(shape: readonly number[]): number[] {
@@ -78,6 +80,11 @@ export function checkTensors(
   }
   const found = new Map<string, GGUFTensorInfo>();
   for (const t of file.tensors) {
+    // ggml's backends assert that a tensor mapped from the file starts TENSOR_ALIGNMENT-aligned (a file
+    // with general.alignment below 32 passes ggml's reader and then aborts libllama's mmap load).
+    if (t.absoluteOffset % TENSOR_ALIGNMENT !== 0) {
+      throw formatError(file, `tensor ${t.name} starts at byte ${t.absoluteOffset}, not a multiple of ${TENSOR_ALIGNMENT}`);
+    }
     const want = expected.get(t.name);
     if (want === undefined) throw formatError(file, `it holds tensor ${t.name}, which pali does not know`);
     const have = padded(t.shape);
