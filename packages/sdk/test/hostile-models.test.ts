@@ -36,10 +36,17 @@ interface MutateModule {
   mutateGGUF(base: Buffer, map: unknown, seed: number, focus?: RegExp): Mutant;
 }
 interface GGUFMapModule {
+  TYPE: Record<string, number>;
+  encodeEntry(key: string, type: number, value: Buffer): Buffer;
+  addEntry(original: Buffer, map: unknown, entry: Buffer): Buffer;
+  replaceEntry(original: Buffer, map: unknown, field: unknown, entry: Buffer): Buffer;
   mapGGUF(b: Buffer): {
     keys: { key: string; typeOffset: number; valueOffset: number; items?: { offset: number; length: number }[] }[];
   };
-  keyField(map: unknown, key: string): { typeOffset: number; valueOffset: number; items?: { offset: number; length: number }[] };
+  keyField(
+    map: unknown,
+    key: string,
+  ): { typeOffset: number; valueOffset: number; end: number; items?: { offset: number; length: number }[] };
 }
 let gguf: GGUFMapModule;
 let mutate: MutateModule;
@@ -147,6 +154,54 @@ describe("hostile model files", () => {
     b.writeUInt32LE(7, gguf.keyField(gguf.mapGGUF(b), "paligemma.mask.grid_size").valueOffset);
     const path = await write("mask-decoder-f32.gguf", b);
     expect(await codeOf(MaskDecoder.load(path))).toBe("ERR_MODEL_FORMAT");
+  });
+});
+
+describe("what ggml and libllama read differently from JS", () => {
+  it("a vocabulary string with a NUL inside (libllama cuts it there: a duplicate) is ERR_MODEL_FORMAT", async () => {
+    const out = Buffer.from(bytes.model);
+    const items = gguf.keyField(gguf.mapGGUF(out), "tokenizer.ggml.tokens").items ?? [];
+    const a = items[400] as { offset: number; length: number };
+    const b = items.find((t, n) => n > 400 && t.length > a.length + 1) as { offset: number; length: number };
+    bytes.model.copy(out, b.offset, a.offset, a.offset + a.length);
+    out[b.offset + a.length] = 0;
+    expect(() => validateDecoder(parseGGUF(out))).toThrow(/contains a NUL byte/);
+    expect(await codeOf(TextModel.load(await write("nul-token.gguf", out)))).toBe("ERR_MODEL_FORMAT");
+  });
+
+  it("a key with a NUL inside (ggml would find it as the key before the NUL) is refused by the reader", () => {
+    const entry = gguf.encodeEntry(
+      "general.architecture\0x",
+      gguf.TYPE.str as number,
+      Buffer.from([5, 0, 0, 0, 0, 0, 0, 0, 108, 108, 97, 109, 97]),
+    );
+    const out = gguf.addEntry(bytes.model, gguf.mapGGUF(bytes.model), entry);
+    expect(() => parseGGUF(out)).toThrow(/contains a NUL byte/);
+  });
+
+  it("a Gemma 2 decoder with fewer layers than its sliding-window pattern (no global layer) is refused", () => {
+    // the demo decoder renamed to gemma2, key by key, with a pattern of 4 for its 3 layers
+    let out: Buffer = bytes.model;
+    const names = gguf.mapGGUF(out).keys.map((k) => k.key);
+    for (const key of names) {
+      if (key !== "general.architecture" && !key.startsWith("gemma.")) continue;
+      const map = gguf.mapGGUF(out);
+      const field = gguf.keyField(map, key) as { typeOffset: number; end: number };
+      const value =
+        key === "general.architecture"
+          ? Buffer.concat([Buffer.from([6, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("gemma2")])
+          : out.subarray(field.typeOffset + 4, field.end);
+      const renamed = key.replace(/^gemma\./, "gemma2.");
+      out = gguf.replaceEntry(out, map, field, gguf.encodeEntry(renamed, out.readUInt32LE(field.typeOffset), value));
+    }
+    const pattern = Buffer.alloc(4);
+    pattern.writeUInt32LE(4);
+    out = gguf.addEntry(
+      out,
+      gguf.mapGGUF(out),
+      gguf.encodeEntry("gemma2.attention.sliding_window_pattern", gguf.TYPE.u32 as number, pattern),
+    );
+    expect(() => validateDecoder(parseGGUF(out))).toThrow(/needs at least 4 layers/);
   });
 });
 

@@ -235,6 +235,8 @@ function parse(bytes: Buffer, fileSize: number, path: string): GGUFFile {
   for (let i = 0; i < kvCount; i++) {
     const key = cursor.string(`key of metadata entry ${i}`, MAX_KEY_BYTES);
     if (key.length === 0) throw cursor.fail(`metadata entry ${i} has an empty key`);
+    // ggml finds keys with strcmp: one with a NUL inside would be read as the key before the NUL.
+    if (key.includes("\0")) throw cursor.fail(`metadata key ${JSON.stringify(key)} contains a NUL byte`);
     if (metadata.has(key)) throw cursor.fail(`duplicated metadata key ${JSON.stringify(key)}`);
     const type = cursor.valueType(`metadata ${key}`);
     metadata.set(key, readValue(cursor, type, key));
@@ -260,6 +262,7 @@ function parse(bytes: Buffer, fileSize: number, path: string): GGUFFile {
   for (let i = 0; i < tensorCount; i++) {
     const name = cursor.string(`name of tensor ${i}`, MAX_KEY_BYTES);
     if (names.has(name)) throw cursor.fail(`duplicated tensor name ${JSON.stringify(name)}`);
+    if (name.includes("\0")) throw cursor.fail(`tensor name ${JSON.stringify(name)} contains a NUL byte`);
     names.add(name);
     const nDims = cursor.u32(`dimension count of ${name}`);
     if (nDims < 1 || nDims > GGML_MAX_DIMS)

@@ -122,8 +122,16 @@ export function validateDecoder(file: GGUFFile): DecoderHparams {
     optionalF32(file, k("final_logit_softcapping"), 0, 1e6);
     optionalF32(file, k("rope.freq_base_swa"), 1, 1e9);
     optionalU32(file, k("attention.sliding_window"), { min: 1 });
-    // A pattern of 1 makes every layer sliding, which trips an assertion in libllama's cache setup.
-    optionalU32(file, k("attention.sliding_window_pattern"), { min: 2, max: LLAMA_MAX_LAYERS });
+    // A pattern of 1 makes every layer sliding, which trips an assertion in libllama's cache setup; so do
+    // fewer layers than the pattern (layer p - 1 is the first global one).
+    const pattern = optionalU32(file, k("attention.sliding_window_pattern"), { min: 2, max: LLAMA_MAX_LAYERS }) ?? 2;
+    if (layers < pattern) {
+      throw keyError(
+        file,
+        k("block_count"),
+        `is ${layers}: a Gemma 2 decoder needs at least ${pattern} layers (one global layer)`,
+      );
+    }
   }
 
   const vocabSize = (file.metadata.get("tokenizer.ggml.tokens")?.value as string[]).length;

@@ -72,6 +72,8 @@ export function checkVocabulary(file: GGUFFile): string[] {
   for (let i = 0; i < n; i++) {
     const token = tokens[i] as string;
     if (token.length === 0) throw keyError(file, "tokenizer.ggml.tokens", `item ${i} is empty`);
+    // libllama reads each token as a C string: a NUL would cut it short (and two cut tokens may then collide).
+    if (token.includes("\0")) throw keyError(file, "tokenizer.ggml.tokens", `item ${i} contains a NUL byte`);
     const before = seen.get(token);
     if (before !== undefined) {
       throw keyError(
