@@ -5,7 +5,7 @@
 import { UnsupportedModelError } from "../errors.js";
 import { keyError, optionalBool, optionalString, optionalU32, requireF32, requireString, requireU32 } from "../gguf/keys.js";
 import type { GGUFFile } from "../gguf/reader.js";
-import { checkKeys, checkTensors, type ExpectedTensor } from "./common.js";
+import { checkKeys, checkTensors, type ExpectedTensor, formatError } from "./common.js";
 
 export interface MmprojHparams {
   imageSize: number;
@@ -105,6 +105,11 @@ export function validateMmproj(file: GGUFFile): MmprojHparams {
   bias("mm.proj.bias", projectionDim);
   if (hasMaskDecoder) {
     // A bundled mask decoder's tensors ride along; the vision loader reads but never binds them.
+    for (const t of file.tensors) {
+      if (t.name.startsWith("mask.") && (t.type.name !== "f32" || t.shape.some((d) => d < 1))) {
+        throw formatError(file, `tensor ${t.name} should be f32 with no empty dimension`);
+      }
+    }
     const own = { ...file, tensors: file.tensors.filter((t) => !t.name.startsWith("mask.")) };
     checkTensors(own, m);
   } else {
