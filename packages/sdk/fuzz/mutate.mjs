@@ -266,3 +266,34 @@ export function mutateImage(base, seed) {
 }
 
 export { withHeader };
+
+/**
+ * A decoder whose hyperparameters are changed consistently with its tensors, so that it passes the
+ * validator and exercises native code with unusual head layouts: the demo's 128-wide attention regrouped
+ * into heads of width d (H = 128/d, Hkv = 32/d), plus scalar keys moved within their accepted ranges.
+ */
+export function mutateHparams(base, map, seed) {
+  const r = rng(seed);
+  const out = Buffer.from(base);
+  const at = (key) => map.keys.find((k) => k.key === key);
+  const d = r.pick([2, 4, 8, 16, 32]);
+  const set = (key, v) => {
+    const f = at(key);
+    if (f) out.writeUInt32LE(v, f.valueOffset);
+  };
+  set("gemma.attention.head_count", 128 / d);
+  set("gemma.attention.head_count_kv", 32 / d);
+  set("gemma.attention.key_length", d);
+  set("gemma.attention.value_length", d);
+  if (r.chance(0.5)) set("gemma.context_length", r.pick([1, 2, 64, 128, 131072]));
+  if (r.chance(0.5)) set("tokenizer.ggml.eos_token_id", r.int(5184));
+  if (r.chance(0.3)) set("tokenizer.ggml.bos_token_id", r.int(5184));
+  const f32 = (key, v) => {
+    const f = at(key);
+    if (f) out.writeFloatLE(v, f.valueOffset);
+  };
+  if (r.chance(0.5)) f32("gemma.rope.freq_base", r.pick([1, 2, 1e4, 1e6, 1e9]));
+  if (r.chance(0.5)) f32("gemma.attention.layer_norm_rms_epsilon", r.pick([1e-12, 1e-6, 0.01, 0.1]));
+  if (r.chance(0.3)) return { bytes: fieldEdit(out, map, r, undefined), dataOnly: false };
+  return { bytes: out, dataOnly: false };
+}

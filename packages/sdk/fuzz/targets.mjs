@@ -18,7 +18,7 @@ import {
 import { decodeImage, PaliGemma, preprocessImage } from "@pali/sdk";
 import { Tokenizer } from "@pali/tokenizer";
 import { mapGGUF } from "./gguf-map.mjs";
-import { mutateGGUF, mutateImage } from "./mutate.mjs";
+import { mutateGGUF, mutateHparams, mutateImage } from "./mutate.mjs";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const demo = join(repo, "models", "demo");
@@ -32,7 +32,7 @@ export const baseFiles = {
 const bases = {};
 function base(kind) {
   if (!bases[kind]) {
-    const bytes = readFileSync(baseFiles[kind === "tokenizer" ? "decoder" : kind]);
+    const bytes = readFileSync(baseFiles[kind === "tokenizer" || kind === "hparams" ? "decoder" : kind]);
     bases[kind] = { bytes, map: mapGGUF(bytes) };
   }
   return bases[kind];
@@ -63,7 +63,7 @@ function typed(error) {
 }
 
 const tokenizerFocus = /^tokenizer\./;
-const validators = { decoder: validateDecoder, mmproj: validateMmproj, mask: validateMaskDecoderFile };
+const validators = { decoder: validateDecoder, hparams: validateDecoder, mmproj: validateMmproj, mask: validateMaskDecoderFile };
 
 /**
  * The TS step of one case. Returns { code } when the input was refused (a PaliError code), or
@@ -75,7 +75,10 @@ export async function tsStep(target, seed, nativeEvery) {
     return { native: true, bytes: mutateImage(list[seed % list.length], seed) };
   }
   const { bytes: b, map } = base(target);
-  const { bytes, dataOnly } = mutateGGUF(b, map, seed, target === "tokenizer" ? tokenizerFocus : undefined);
+  const { bytes, dataOnly } =
+    target === "hparams"
+      ? mutateHparams(b, map, seed)
+      : mutateGGUF(b, map, seed, target === "tokenizer" ? tokenizerFocus : undefined);
   let file;
   try {
     file = parseGGUF(bytes, `mutant-${target}-${seed}.gguf`);
@@ -117,8 +120,9 @@ export async function nativeStep(target, path, bytes, seed, deepEvery) {
       await preprocessImage(rgb, 112);
       return "ok";
     }
-    if (target === "decoder" || target === "tokenizer") {
-      if (seed % deepEvery === 0) {
+    if (target === "decoder" || target === "tokenizer" || target === "hparams") {
+      // hparams mutants are all consistent decoders: run every other one through generation
+      if (seed % (target === "hparams" ? 2 : deepEvery) === 0) {
         // the whole path: context, prefix batch, two decode steps
         const pg = await PaliGemma.load({ model: path, mmproj: baseFiles.mmproj, threads: 1, contextSize: 128 });
         try {

@@ -54,6 +54,13 @@ describe("fuzzing (seeded CI slice)", () => {
     expect(s.targets.image?.nativeResults.ok).toBeGreaterThan(50);
   });
 
+  it("100 decoders with regrouped attention heads and moved hyperparameters load and generate, or are refused", async () => {
+    const s = await fuzz(["--cases", "100", "--seed", "1", "--targets", "hparams"]);
+    expect(s.bugs).toEqual([]);
+    expect(s.crashes).toEqual([]);
+    expect(s.targets.hparams?.nativeResults.ok).toBeGreaterThan(30);
+  });
+
   it("records the input of a worker killed by a signal and carries on after it", async () => {
     // image seeds of --seed 2 start at 2000000014 (see run.mjs) and every one reaches the native step
     const s = await fuzz(["--cases", "10", "--seed", "2", "--targets", "image"], { PALI_FUZZ_CRASH_AT: "2000000017" });
