@@ -116,6 +116,12 @@ function randomValue(r) {
   return { type, value };
 }
 
+/** A u64 count moved by delta, kept within 0 .. 2⁶⁴−1 (an earlier edit may have left it at the top). */
+function nudged(value, delta) {
+  const v = value + delta;
+  return v < 0n ? 0n : v > 0xffff_ffff_ffff_ffffn ? 0xffff_ffff_ffff_ffffn : v;
+}
+
 function writeScalar(out, at, size, r) {
   if (size === 8) out.writeBigUInt64LE(r.pick(interesting64), at);
   else if (size === 4) {
@@ -142,11 +148,7 @@ function fieldEdit(base, map, r, focus) {
     case 2: // an array's item type or count
       if (k.type !== TYPE.arr) return fieldEdit(base, map, r, focus);
       if (r.chance(0.5)) out.writeUInt32LE(r.int(14), k.valueOffset);
-      else
-        out.writeBigUInt64LE(
-          BigInt(Math.max(0, Number(base.readBigUInt64LE(k.countOffset)) + r.pick([-1, 1, -2, 100]))),
-          k.countOffset,
-        );
+      else out.writeBigUInt64LE(nudged(base.readBigUInt64LE(k.countOffset), r.pick([-1n, 1n, -2n, 100n])), k.countOffset);
       return out;
     case 3: {
       // one array item: a string made equal to another of its length, emptied, or a number rewritten
@@ -189,7 +191,7 @@ function fieldEdit(base, map, r, focus) {
     }
     case 8: // tensor or metadata count
       out.writeBigUInt64LE(
-        BigInt(Math.max(0, Number(base.readBigUInt64LE(r.chance(0.5) ? 8 : 16)) + r.pick([-1, 1, -5, 1000]))),
+        nudged(base.readBigUInt64LE(r.chance(0.5) ? 8 : 16), r.pick([-1n, 1n, -5n, 1000n])),
         r.chance(0.5) ? 8 : 16,
       );
       return out;
