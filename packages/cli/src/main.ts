@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { InvalidArgumentError } from "@pali/core";
 import { convert, convertHelp } from "./commands/convert.js";
 import { info, infoHelp } from "./commands/info.js";
+import { label, labelHelp, worker, workerHelp } from "./commands/label.js";
 import { ls, lsHelp } from "./commands/ls.js";
 import { pull, pullHelp } from "./commands/pull.js";
 import { rm, rmHelp } from "./commands/rm.js";
@@ -24,6 +25,8 @@ Commands:
   score     log-probabilities of a given answer
   caption, ask, ocr, detect, segment
             PaliGemma's tasks with typed output; detect/segment --out draws them on the image
+  label     one task over many images (files, folders, globs) → resumable JSON lines or COCO
+  worker    serve pali label --redis jobs from a BullMQ queue, on any number of machines
 
 Run \`pali <command> --help\` for a command's options. Add --json for machine-readable output.
 `;
@@ -96,7 +99,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         const { values } = parse(rest, {
           model: { type: "string", short: "m" },
           mmproj: { type: "string" },
-          image: { type: "string", short: "i" },
+          image: { type: "string", short: "i", multiple: true },
           prompt: { type: "string", short: "p" },
           suffix: { type: "string" },
           "max-tokens": { type: "string" },
@@ -117,7 +120,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         const options = {
           model: s("model"),
           mmproj: s("mmproj"),
-          image: s("image"),
+          image: oneImage(values.image, command),
           prompt: s("prompt"),
           suffix: s("suffix"),
           maxTokens: s("max-tokens"),
@@ -140,7 +143,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           model: { type: "string", short: "m" },
           mmproj: { type: "string" },
           "mask-decoder": { type: "string" },
-          image: { type: "string", short: "i" },
+          image: { type: "string", short: "i", multiple: true },
           question: { type: "string", short: "q" },
           labels: { type: "string", short: "l" },
           lang: { type: "string" },
@@ -162,13 +165,102 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             model: s("model"),
             mmproj: s("mmproj"),
             maskDecoder: s("mask-decoder"),
-            image: s("image"),
+            image: oneImage(values.image, command),
             question: s("question"),
             labels: s("labels"),
             lang: s("lang"),
             long: values.long === true,
             out: s("out"),
             maxTokens: s("max-tokens"),
+            threads: s("threads"),
+            json,
+          },
+          io,
+        );
+      }
+      case "label": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            task: { type: "string" },
+            prompt: { type: "string", short: "p" },
+            labels: { type: "string", short: "l" },
+            lang: { type: "string" },
+            long: { type: "boolean" },
+            model: { type: "string", short: "m" },
+            mmproj: { type: "string" },
+            "mask-decoder": { type: "string" },
+            out: { type: "string", short: "o" },
+            format: { type: "string" },
+            "retry-errors": { type: "boolean" },
+            "max-tokens": { type: "string" },
+            threads: { type: "string" },
+            redis: { type: "string" },
+            queue: { type: "string" },
+            "send-images": { type: "boolean" },
+            attempts: { type: "string" },
+            json: { type: "boolean" },
+            help: { type: "boolean", short: "h" },
+          },
+          Number.POSITIVE_INFINITY,
+        );
+        if (values.help) {
+          io.stdout(labelHelp);
+          return 0;
+        }
+        const s = (k: string) => values[k] as string | undefined;
+        return await label(
+          {
+            inputs: positionals,
+            task: s("task"),
+            prompt: s("prompt"),
+            labels: s("labels"),
+            lang: s("lang"),
+            long: values.long === true,
+            model: s("model"),
+            mmproj: s("mmproj"),
+            maskDecoder: s("mask-decoder"),
+            out: s("out"),
+            format: s("format"),
+            retryErrors: values["retry-errors"] === true,
+            maxTokens: s("max-tokens"),
+            threads: s("threads"),
+            redis: s("redis"),
+            queue: s("queue"),
+            sendImages: values["send-images"] === true,
+            attempts: s("attempts"),
+            json,
+          },
+          io,
+        );
+      }
+      case "worker": {
+        const { values } = parse(rest, {
+          redis: { type: "string" },
+          queue: { type: "string" },
+          model: { type: "string", short: "m" },
+          mmproj: { type: "string" },
+          "mask-decoder": { type: "string" },
+          concurrency: { type: "string" },
+          "stall-timeout": { type: "string" },
+          threads: { type: "string" },
+          json: { type: "boolean" },
+          help: { type: "boolean", short: "h" },
+        });
+        if (values.help) {
+          io.stdout(workerHelp);
+          return 0;
+        }
+        const s = (k: string) => values[k] as string | undefined;
+        return await worker(
+          {
+            redis: s("redis"),
+            queue: s("queue"),
+            model: s("model"),
+            mmproj: s("mmproj"),
+            maskDecoder: s("mask-decoder"),
+            concurrency: s("concurrency"),
+            stallTimeout: s("stall-timeout"),
             threads: s("threads"),
             json,
           },
@@ -259,7 +351,18 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   }
 }
 
-type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
+
+/** -i given twice used to keep only the last image, silently: one image per command, many with pali label. */
+function oneImage(value: unknown, command: string): string | undefined {
+  const images = (value as string[] | undefined) ?? [];
+  if (images.length > 1) {
+    throw new InvalidArgumentError(
+      `pali ${command} takes one image (-i) but received ${images.length}; for many images use pali label ${images.join(" ")} --task ... --out results.jsonl`,
+    );
+  }
+  return images[0];
+}
 
 function parse(args: string[], options: OptionSpec, maxPositionals = 0) {
   try {

@@ -1,4 +1,22 @@
+export { findImages, imageExtensions } from "./find-images.js";
 export { DEFAULT_PIXEL_LIMIT, decodeImage, type ImageInput, preprocessImage, type RawImage, type RgbImage } from "./image.js";
+export {
+  isFatalLabelError,
+  type LabelError,
+  type LabeledBox,
+  type LabeledMask,
+  type LabelImagesOptions,
+  type LabelItem,
+  type LabelOutput,
+  type LabelPlan,
+  type LabelRecord,
+  type LabelSpec,
+  type LabelTask,
+  labelTasks,
+  planLabels,
+} from "./label.js";
+export { type CocoDataset, toCocoDataset } from "./label-coco.js";
+export { LabelJournal, type LabelJournalOptions } from "./label-journal.js";
 export { type ModelFiles, openModelFiles } from "./model-files.js";
 export type { GenerateRequest, LoadOptions, SamplingOptions, ScoreRequest } from "./options.js";
 export {

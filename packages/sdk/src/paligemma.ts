@@ -16,11 +16,21 @@ import {
   Tensor,
   TextModel,
   throwIfAborted,
+  UnsupportedModelError,
   VisionModel,
 } from "@pali/core";
 import { resolveModel } from "@pali/hub";
 import { buildPrefixIds, buildSuffixIds, Tokenizer } from "@pali/tokenizer";
 import { decodeImage, type ImageInput, preprocessImage } from "./image.js";
+import {
+  type LabelImagesOptions,
+  type LabelItem,
+  type LabelRecord,
+  type LabelSpec,
+  labelItems,
+  labelOne,
+  planLabels,
+} from "./label.js";
 import { findMaskDecoder, type ModelFiles, openModelFiles } from "./model-files.js";
 import {
   type GenerateRequest,
@@ -310,9 +320,48 @@ export class PaliGemma {
     return detectTask(this.#taskHost(), image, labels, options);
   }
 
-  /** `segment {expression}` → boxes and masks at image size (needs the mask decoder). */
-  segment(image: ImageInput | Tensor<"f32">, expression: string, options: TaskOptions = {}): Promise<SegmentResult> {
+  /** `segment {expression}` (several: `a ; b`) → boxes and masks at image size (needs the mask decoder). */
+  segment(
+    image: ImageInput | Tensor<"f32">,
+    expression: string | readonly string[],
+    options: TaskOptions = {},
+  ): Promise<SegmentResult> {
     return segmentTask(this.#taskHost(), image, expression, options);
+  }
+
+  /** Whether segment() can run: the mask decoder was found or given at load. */
+  get canSegment(): boolean {
+    return this.#maskDecoder !== undefined;
+  }
+
+  /**
+   * One task over many images: `for await (const r of pg.labelImages(["a.png", "b.jpg"], { task: "caption" }))`.
+   * Records come in input order; an image that cannot be labeled gives a record with `error` and the run goes on.
+   */
+  labelImages(
+    images: Iterable<LabelItem> | AsyncIterable<LabelItem>,
+    spec: LabelSpec,
+    options: LabelImagesOptions = {},
+  ): AsyncGenerator<LabelRecord> {
+    this.#live();
+    const plan = this.#labelPlan(spec);
+    return labelItems(this, images, plan, this.#pixelLimit, options);
+  }
+
+  /** The labeling record of one image (what labelImages yields for it). */
+  label(image: LabelItem, spec: LabelSpec, options: { signal?: AbortSignal } = {}): Promise<LabelRecord> {
+    this.#live();
+    return labelOne(this, image, this.#labelPlan(spec), this.#pixelLimit, options.signal);
+  }
+
+  #labelPlan(spec: LabelSpec) {
+    const plan = planLabels(spec);
+    if (plan.task === "segment" && !this.#maskDecoder) {
+      throw new UnsupportedModelError(
+        "Segmentation needs the mask decoder: put mask-decoder-f32.gguf (pali convert --seg-vae) beside the model or load with maskDecoder",
+      );
+    }
+    return plan;
   }
 
   /** A prefix must fit the context and the prefix batch (loaded with maxPromptTokens). */

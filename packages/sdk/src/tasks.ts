@@ -150,7 +150,7 @@ export async function detectTask(
 export async function segmentTask(
   host: TaskHost,
   image: ImageInput | Tensor<"f32">,
-  expression: string,
+  expression: string | readonly string[],
   options: TaskOptions = {},
 ): Promise<SegmentResult> {
   const decoder = host.maskDecoder;
@@ -162,7 +162,11 @@ export async function segmentTask(
   const prompt = segmentPrompt(expression);
   const { input, width, height } = await prepare(host, image, options);
   const result = await host.generate({ maxTokens: 256, ...request(options), image: input, prompt });
-  const parsed = parseSegmentations(outputTokens(host, result), { imageWidth: width, imageHeight: height, labels: [expression] });
+  const parsed = parseSegmentations(outputTokens(host, result), {
+    imageWidth: width,
+    imageHeight: height,
+    labels: typeof expression === "string" ? [expression] : [...expression],
+  });
   const masks = parsed.segmentations.length > 0 ? await decoder.decode(parsed.segmentations.map((s) => s.codes)) : [];
   const segmentations = parsed.segmentations.map((s, i) => {
     const placed = placeMask(masks[i] as Float32Array, s.box, { imageWidth: width, imageHeight: height });
