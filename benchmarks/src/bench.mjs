@@ -25,7 +25,10 @@ import { boundDecodes, writeReport } from "./report.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
 const cache = join(root, "benchmarks", ".cache");
+// `pnpm bench -- --quick` hands the "--" through to the script.
+const args = process.argv.slice(2).filter((a, i) => !(i === 0 && a === "--"));
 const { values } = parseArgs({
+  args,
   options: {
     quick: { type: "boolean" },
     "no-transformers": { type: "boolean" },

@@ -1,6 +1,7 @@
 /** Draws detections (boxes + labels) and segmentation masks (translucent) over the original image. */
-import { rename, rm } from "node:fs/promises";
-import { IoError } from "@pali/core";
+import { rename, rm, stat } from "node:fs/promises";
+import { dirname, extname, resolve } from "node:path";
+import { InvalidArgumentError, IoError } from "@pali/core";
 import sharp from "sharp";
 
 export interface Annotation {
@@ -17,7 +18,18 @@ function escapeXml(s: string): string {
   return s.replace(/[<>&'"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&apos;", '"': "&quot;" })[c] as string);
 }
 
-/** Writes a PNG (through a temp file renamed into place) of `image` with `annotations` drawn on it. */
+const outFormats = { ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp" } as const;
+
+/** --out is checked before the model loads: a format its name says, in a folder that exists. */
+export async function checkAnnotatedPath(out: string): Promise<void> {
+  if (!(extname(out).toLowerCase() in outFormats))
+    throw new InvalidArgumentError(`--out ${out}: name the picture .png, .jpg or .webp (the format follows the name)`);
+  const folder = await stat(dirname(resolve(out))).catch(() => undefined);
+  if (!folder?.isDirectory())
+    throw new InvalidArgumentError(`--out ${out}: the folder ${dirname(out)} does not exist; create it first`);
+}
+
+/** Writes the picture (through a temp file renamed into place) of `image` with `annotations` drawn on it. */
 export async function writeAnnotated(image: string, annotations: readonly Annotation[], out: string): Promise<void> {
   const base = sharp(image).rotate();
   const { width = 0, height = 0 } = await base
@@ -58,9 +70,10 @@ export async function writeAnnotated(image: string, annotations: readonly Annota
     left: 0,
     top: 0,
   });
-  const temp = `${out}.partial-${process.pid}.png`;
+  const format = outFormats[extname(out).toLowerCase() as keyof typeof outFormats] ?? "png";
+  const temp = `${out}.partial-${process.pid}${extname(out)}`;
   try {
-    await base.composite(layers).png().toFile(temp);
+    await base.composite(layers).toFormat(format).toFile(temp);
     await rename(temp, out);
   } catch (cause) {
     await rm(temp, { force: true });

@@ -29,7 +29,48 @@ Commands:
   worker    serve pali label --redis jobs from a BullMQ queue, on any number of machines
 
 Run \`pali <command> --help\` for a command's options. Add --json for machine-readable output.
+
+Environment: PALI_LOG=error|warn|info|debug sets how much of ggml's and libllama's log reaches stderr
+(default error); PALI_CACHE is the model cache (default ~/.cache/pali); HF_TOKEN, HF_ENDPOINT for pali pull.
 `;
+
+const commands = [
+  "info",
+  "convert",
+  "tokenize",
+  "run",
+  "score",
+  "pull",
+  "ls",
+  "rm",
+  "caption",
+  "ask",
+  "ocr",
+  "detect",
+  "segment",
+  "label",
+  "worker",
+];
+
+/** Edit distance, for "did you mean" on a mistyped command. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j] as number;
+      row[j] = Math.min(above + 1, (row[j - 1] as number) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length] as number;
+}
+
+function suggestion(command: string): string {
+  const best = commands.map((c) => [c, distance(command.toLowerCase(), c)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= Math.max(1, Math.ceil(best[0].length / 3)) ? ` Did you mean \`pali ${best[0]}\`?` : "";
+}
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -343,7 +384,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       }
       default:
         throw new InvalidArgumentError(
-          `Unknown command ${JSON.stringify(command)}. Run \`pali --help\` for the list of commands.`,
+          `Unknown command ${JSON.stringify(command)}.${suggestion(command)} Run \`pali --help\` for the list of commands.`,
         );
     }
   } catch (error) {

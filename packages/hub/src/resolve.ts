@@ -51,10 +51,15 @@ export async function resolveModel(nameOrRepoOrPath: string, options: PullOption
   if (info?.isDirectory()) {
     const cached = await readCachedModel(asPath);
     if (cached) return { model: cached.model, mmproj: cached.mmproj, cached: true, name: cached.name };
-    if (looksLikePath(input))
-      throw new InvalidArgumentError(
-        `${input} is a folder without a complete ${MANIFEST}: pass a model .gguf file, a cached model folder or a model name. To convert a checkpoint folder, run \`pali convert\`.`,
-      );
+    // An existing folder is never looked up on the Hub under the same name.
+    const models = (await readdir(asPath).catch(() => [] as string[])).filter(
+      (f) => /\.gguf$/i.test(f) && !f.startsWith("mmproj-") && !f.startsWith("mask-decoder-"),
+    );
+    throw new InvalidArgumentError(
+      models.length > 0
+        ? `${input} is a folder: pass its model file, e.g. ${join(input, models.sort()[0] as string)}`
+        : `${input} is a folder without a complete ${MANIFEST}: pass a model .gguf file, a cached model folder or a model name. To convert a checkpoint folder, run \`pali convert\`.`,
+    );
   } else if (info?.isFile()) {
     if (!/\.gguf$/i.test(asPath))
       throw new InvalidArgumentError(`${input} is not a .gguf file: pass a model GGUF, or a model name.`);

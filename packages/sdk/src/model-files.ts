@@ -25,7 +25,7 @@ async function findMmproj(modelPath: string): Promise<string> {
   const found = candidates[0];
   if (found === undefined) {
     throw new InvalidArgumentError(
-      `No mmproj file given and none named mmproj-${stem}-*.gguf beside ${modelPath}; pass mmproj: PATH`,
+      `No mmproj file given and none named mmproj-${stem}-*.gguf beside ${modelPath}; pass the image encoder file (pali --mmproj FILE, SDK mmproj: FILE)`,
     );
   }
   return join(dir, found);

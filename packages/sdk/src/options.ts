@@ -25,7 +25,7 @@ export interface LoadOptions {
   pull?: PullOptions;
   /** the mmproj GGUF; default: `mmproj-<name>-*.gguf` beside the model */
   mmproj?: string;
-  /** CPU threads; default the physical cores */
+  /** CPU threads; default the physical cores (1 for tiny models, decoder width ≤ 512, where more threads are slower) */
   threads?: number;
   /** use a GPU backend when one was built and found (default true) */
   gpu?: boolean;

@@ -156,7 +156,7 @@ export async function segmentTask(
   const decoder = host.maskDecoder;
   if (!decoder) {
     throw new UnsupportedModelError(
-      "Segmentation needs the mask decoder: convert big_vision's vae-oid.npz with `pali convert --seg-vae vae-oid.npz -o DIR` and load with maskDecoder: DIR/mask-decoder-f32.gguf (or put it beside the model)",
+      "Segmentation needs the mask decoder: convert big_vision's vae-oid.npz with `pali convert --seg-vae vae-oid.npz -o DIR` and put DIR/mask-decoder-f32.gguf beside the model, or pass it (pali --mask-decoder FILE, SDK maskDecoder: FILE)",
     );
   }
   const prompt = segmentPrompt(expression);

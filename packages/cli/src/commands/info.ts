@@ -1,6 +1,8 @@
 /** `pali info [-m FILE.gguf] [--json]`: versions, backends, devices, CPU features, and a model file's metadata. */
-import { systemInfo } from "@pali/core";
+import { stat } from "node:fs/promises";
+import { InvalidArgumentError, IoError, systemInfo } from "@pali/core";
 import { metadataToJson, readGGUF, summarize } from "@pali/gguf";
+import { listCachedModels, resolveModel } from "@pali/hub";
 import { formatBytes, formatCount, type Io } from "../output.js";
 
 export const infoHelp = `Usage: pali info [-m FILE.gguf] [--json]
@@ -10,7 +12,7 @@ threads. With -m, also the GGUF file's metadata: architecture, tensors, sizes, q
 paligemma.* keys.
 
 Options:
-  -m, --model FILE   a GGUF file to describe
+  -m, --model MODEL  a GGUF file, or the name or repo of a model in pali's cache (pali ls), to describe
       --json         print one JSON document and nothing else
 `;
 
@@ -31,9 +33,22 @@ async function describeModel(path: string) {
   return { path, fileSize: file.fileSize, ggufVersion: file.version, ...summary, paligemma, metadata };
 }
 
+/** A file as it is; otherwise a cached model's decoder, found by name or repo as the other commands find it (never pulled). */
+async function modelFile(input: string): Promise<string> {
+  const found = await stat(input).catch(() => undefined);
+  if (found?.isFile()) return input;
+  if (found?.isDirectory()) return (await resolveModel(input)).model; // a cache folder, or an error naming its model file
+  const cached = (await listCachedModels()).find((m) => m.name === input || m.repo === input || m.dir === input);
+  if (cached) return cached.model;
+  if (/\.gguf$/i.test(input) || /[/\\]/.test(input)) throw new IoError(`${input} does not exist: pass an existing .gguf file`);
+  throw new InvalidArgumentError(
+    `${input} is neither a file nor a model in pali's cache (pali ls lists them); pass a .gguf file, or pull it first with pali pull ${input}`,
+  );
+}
+
 export async function info(options: InfoOptions, io: Io): Promise<number> {
   const system = systemInfo();
-  const model = options.model === undefined ? undefined : await describeModel(options.model);
+  const model = options.model === undefined ? undefined : await describeModel(await modelFile(options.model));
   if (options.json) {
     io.stdout(`${JSON.stringify({ ...system, ...(model ? { model } : {}) }, null, 2)}\n`);
     return 0;

@@ -15,7 +15,7 @@ Options:
       --max-tokens N    at most N answer tokens (default 128)
       --temperature T   0 (default) is greedy; > 0 samples
       --top-k K, --top-p P, --seed S   sampling controls
-      --beams B         beam search (only 1 is supported so far)
+      --beams B         beam search with B beams (default 1; at most 4), as transformers' num_beams
       --threads N       CPU threads (default: physical cores)
       --json            print {"text","tokens","finishReason","timings"} and nothing else
 `;

@@ -1,7 +1,7 @@
 /** `pali caption|ask|ocr|detect|segment`: PaliGemma's tasks with typed output and annotated pictures. */
 import { InvalidArgumentError } from "@pali/core";
 import { PaliGemma } from "@pali/sdk";
-import { writeAnnotated } from "../annotate.js";
+import { checkAnnotatedPath, writeAnnotated } from "../annotate.js";
 import type { Io } from "../output.js";
 
 export const taskHelp = `Usage:
@@ -13,7 +13,8 @@ export const taskHelp = `Usage:
 
 Common options: --mmproj FILE (default: beside the model), --max-tokens N, --threads N, --json.
 --mask-decoder defaults to mask-decoder-f32.gguf beside the model (pali convert --seg-vae vae-oid.npz makes it).
---out draws the boxes (with labels and confidences) and translucent masks over the original image (PNG).
+--out draws the boxes (with labels and confidences) and translucent masks over the original image
+(.png, .jpg or .webp, as the name says).
 `;
 
 export interface TaskCliOptions {
@@ -40,6 +41,7 @@ export async function task(o: TaskCliOptions, io: Io): Promise<number> {
   if (o.task === "ask" && !o.question) throw new InvalidArgumentError('pali ask needs a question: -q "what is this?"');
   if (o.out && o.task !== "detect" && o.task !== "segment")
     throw new InvalidArgumentError("--out draws boxes and masks: use it with detect or segment");
+  if (o.out) await checkAnnotatedPath(o.out);
   const threads = o.threads === undefined ? undefined : Number(o.threads);
   await using pg = await PaliGemma.load({
     model: o.model,
