@@ -1,9 +1,18 @@
 /**
  * Images in: any common format (sharp decodes; EXIF orientation applied; alpha dropped, grey replicated,
- * as PIL's convert("RGB") does), raw RGB/RGBA buffers, file paths. Then the PIL-exact bicubic resize and
+ * CMYK naively inverted, embedded ICC profiles ignored — all as transformers' load_image + PIL's
+ * convert("RGB") does), raw RGB/RGBA buffers, file paths. Then the PIL-exact bicubic resize and
  * normalization in native code.
  */
-import { expectInteger, ImageDecodeError, InvalidArgumentError, loadNative } from "@pali/core";
+import {
+  expectInteger,
+  expectObject,
+  expectOneOf,
+  ImageDecodeError,
+  InvalidArgumentError,
+  loadNative,
+  optional,
+} from "@pali/core";
 import sharp from "sharp";
 
 /** Raw pixels: `channels` bytes a pixel, row-major. */
@@ -26,11 +35,42 @@ export interface RgbImage {
 /** sharp's default: refuses images over about 268 megapixels before decoding them. */
 export const DEFAULT_PIXEL_LIMIT = 0x3fff * 0x3fff;
 
+/**
+ * "stored" (default): the pixel values as stored, ignoring an embedded ICC profile, as transformers and
+ * big_vision feed PaliGemma. "convert": colour-managed conversion to sRGB through the embedded profile
+ * (CMYK without one through sharp's built-in CMYK profile), as a browser would show the image.
+ */
+export type ColorManagement = "stored" | "convert";
+
+export interface DecodeOptions {
+  colorManagement?: ColorManagement;
+}
+
 function isRaw(input: unknown): input is RawImage {
   return typeof input === "object" && input !== null && !(input instanceof Uint8Array) && "data" in input;
 }
 
-export async function decodeImage(input: ImageInput, pixelLimit = DEFAULT_PIXEL_LIMIT): Promise<RgbImage> {
+/** PIL's cmyk2rgb: c·(255−k)/255 by its integer rounding, exact over all (c, k) against Pillow 12. */
+function cmykToRgb(cmyk: Uint8Array, channels: number): Uint8Array {
+  const rgb = new Uint8Array((cmyk.length / channels) * 3);
+  for (let p = 0, q = 0; q < rgb.length; p += channels, q += 3) {
+    const nk = 255 - (cmyk[p + 3] as number);
+    for (let c = 0; c < 3; c++) {
+      const t = (cmyk[p + c] as number) * nk + 128;
+      rgb[q + c] = nk - ((t + (t >> 8)) >> 8);
+    }
+  }
+  return rgb;
+}
+
+export async function decodeImage(
+  input: ImageInput,
+  pixelLimit = DEFAULT_PIXEL_LIMIT,
+  options: DecodeOptions = {},
+): Promise<RgbImage> {
+  const colorManagement = optional(expectObject(options, "decode options").colorManagement, "stored", (v) =>
+    expectOneOf(v, "colorManagement", ["stored", "convert"] as const),
+  );
   if (isRaw(input)) {
     const width = expectInteger(input.width, "image.width", 1, 1 << 20);
     const height = expectInteger(input.height, "image.height", 1, 1 << 20);
@@ -58,7 +98,21 @@ export async function decodeImage(input: ImageInput, pixelLimit = DEFAULT_PIXEL_
     throw new InvalidArgumentError("Expected a file path, image bytes or { data, width, height, channels } for image");
   }
   try {
-    const { data, info } = await sharp(input, { limitInputPixels: pixelLimit, failOn: "error", pages: 1 })
+    const stored = colorManagement === "stored";
+    const image = sharp(input, { limitInputPixels: pixelLimit, failOn: "error", pages: 1, ignoreIcc: stored });
+    // Why: even with ignoreIcc, sharp turns CMYK into sRGB through its own CMYK profile; PIL (and TF's
+    // decode_jpeg) invert the stored inks instead, so keep CMYK through the pipeline and invert here.
+    if (stored && (await image.metadata()).space === "cmyk") {
+      const { data, info } = await image
+        .pipelineColourspace("cmyk")
+        .rotate()
+        .toColourspace("cmyk")
+        .raw({ depth: "uchar" })
+        .toBuffer({ resolveWithObject: true });
+      if (info.channels < 4) throw new ImageDecodeError(`Decoded CMYK image has ${info.channels} channels, expected 4`);
+      return { rgb: cmykToRgb(data, info.channels), width: info.width, height: info.height };
+    }
+    const { data, info } = await image
       .rotate()
       .toColourspace("srgb")
       .removeAlpha()

@@ -1,5 +1,14 @@
 export { findImages, imageExtensions } from "./find-images.js";
-export { DEFAULT_PIXEL_LIMIT, decodeImage, type ImageInput, preprocessImage, type RawImage, type RgbImage } from "./image.js";
+export {
+  type ColorManagement,
+  DEFAULT_PIXEL_LIMIT,
+  type DecodeOptions,
+  decodeImage,
+  type ImageInput,
+  preprocessImage,
+  type RawImage,
+  type RgbImage,
+} from "./image.js";
 export {
   isFatalLabelError,
   type LabelError,
