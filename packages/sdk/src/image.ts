@@ -46,6 +46,12 @@ export interface DecodeOptions {
   colorManagement?: ColorManagement;
 }
 
+/** How a loaded model decodes the images it is given (LoadOptions pixelLimit and colorManagement). */
+export interface ImageDecoding {
+  pixelLimit: number;
+  colorManagement: ColorManagement;
+}
+
 function isRaw(input: unknown): input is RawImage {
   return typeof input === "object" && input !== null && !(input instanceof Uint8Array) && "data" in input;
 }

@@ -24,7 +24,7 @@ import {
   ocrPrompt,
   segmentPrompt,
 } from "@pali/tasks";
-import { decodeImage, type ImageInput, type RawImage } from "./image.js";
+import { decodeImage, type ImageDecoding, type ImageInput, type RawImage } from "./image.js";
 import type { PaliGemma } from "./paligemma.js";
 
 export const labelTasks = ["caption", "answer", "ocr", "detect", "segment"] as const;
@@ -182,8 +182,10 @@ export async function labelDecoded(pg: Labeler, image: RawImage, plan: LabelPlan
   }
 }
 
-async function decodeItem(item: LabelItem, pixelLimit: number): Promise<RawImage> {
-  const rgb = await decodeImage(typeof item === "string" ? item : item.image, pixelLimit);
+async function decodeItem(item: LabelItem, decoding: ImageDecoding): Promise<RawImage> {
+  const rgb = await decodeImage(typeof item === "string" ? item : item.image, decoding.pixelLimit, {
+    colorManagement: decoding.colorManagement,
+  });
   return { data: rgb.rgb, width: rgb.width, height: rgb.height, channels: 3 };
 }
 
@@ -202,7 +204,7 @@ export async function* labelItems(
   pg: Labeler,
   items: Iterable<LabelItem> | AsyncIterable<LabelItem>,
   plan: LabelPlan,
-  pixelLimit: number,
+  decoding: ImageDecoding,
   options: LabelImagesOptions = {},
 ): AsyncGenerator<LabelRecord> {
   const prefetch = expectInteger(options.prefetch ?? 2, "options.prefetch", 0, 64);
@@ -221,7 +223,7 @@ export async function* labelItems(
       }
       const item = next.value;
       const name = typeof item === "string" ? item : item.name;
-      const decoded = decodeItem(item, pixelLimit);
+      const decoded = decodeItem(item, decoding);
       decoded.catch(() => {}); // read when its turn comes
       ahead.push({ name, decoded });
     }
@@ -249,13 +251,13 @@ export async function labelOne(
   pg: Labeler,
   item: LabelItem,
   plan: LabelPlan,
-  pixelLimit: number,
+  decoding: ImageDecoding,
   signal?: AbortSignal,
 ): Promise<LabelRecord> {
   const name = typeof item === "string" ? item : item.name;
   const head = { image: name, task: plan.task, prompt: plan.prompt };
   try {
-    return { ...head, result: await labelDecoded(pg, await decodeItem(item, pixelLimit), plan, signal) };
+    return { ...head, result: await labelDecoded(pg, await decodeItem(item, decoding), plan, signal) };
   } catch (error) {
     if (isFatalLabelError(error)) throw error;
     return { ...head, error: recordError(error) };

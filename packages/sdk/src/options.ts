@@ -52,6 +52,12 @@ export interface LoadOptions {
   maxBeams?: number;
   /** images larger than this many pixels are refused before decoding (default like sharp's) */
   pixelLimit?: number;
+  /**
+   * images with an embedded ICC profile (Adobe RGB, Display P3) or in CMYK: "stored" (default) reads their
+   * values as they are stored, as transformers and big_vision do, so the model sees what it was trained on;
+   * "convert" converts them to sRGB first
+   */
+  colorManagement?: "stored" | "convert";
   signal?: AbortSignal;
 }
 
@@ -116,6 +122,9 @@ export function validateLoad(options: unknown) {
     flashAttention: optional(o.flashAttention, false, (v) => expectBoolean(v, "flashAttention")),
     kvF32: optional(o.kvCacheType, "f16", (v) => expectOneOf(v, "kvCacheType", ["f16", "f32"] as const)) === "f32",
     pixelLimit: optional(o.pixelLimit, 0x3fff * 0x3fff, (v) => expectInteger(v, "pixelLimit", 1)),
+    colorManagement: optional(o.colorManagement, "stored" as const, (v) =>
+      expectOneOf(v, "colorManagement", ["stored", "convert"] as const),
+    ),
     maxBeams: optional(o.maxBeams, 4, (v) => expectInteger(v, "maxBeams", 1, 16)),
     maskDecoder: optional(o.maskDecoder, undefined as string | undefined, (v) => expectNonEmptyString(v, "maskDecoder")),
     signal: expectAbortSignal(o.signal, "signal"),

@@ -21,7 +21,7 @@ import {
 } from "@pali/core";
 import { resolveModel } from "@pali/hub";
 import { buildPrefixIds, buildSuffixIds, Tokenizer } from "@pali/tokenizer";
-import { decodeImage, type ImageInput, preprocessImage } from "./image.js";
+import { decodeImage, type ImageDecoding, type ImageInput, preprocessImage } from "./image.js";
 import {
   type LabelImagesOptions,
   type LabelItem,
@@ -115,7 +115,7 @@ export class PaliGemma {
   #context: NativeContext;
   #files: ModelFiles;
   #threads: number;
-  #pixelLimit: number;
+  #decoding: ImageDecoding;
   #queue: Promise<unknown> = Promise.resolve();
   #disposed = false;
   #active: NativeContext | undefined;
@@ -130,7 +130,7 @@ export class PaliGemma {
     context: NativeContext,
     contextSize: number,
     threads: number,
-    pixelLimit: number,
+    decoding: ImageDecoding,
     maxBeams: number,
     maskDecoder: MaskDecoder | undefined,
     maxPromptTokens: number,
@@ -143,7 +143,7 @@ export class PaliGemma {
     this.#vision = vision;
     this.#context = context;
     this.#threads = threads;
-    this.#pixelLimit = pixelLimit;
+    this.#decoding = decoding;
     this.tokenizer = Tokenizer.fromGGUF(files.model);
     const vinfo = vision.info();
     this.info = {
@@ -200,7 +200,7 @@ export class PaliGemma {
         context,
         contextSize,
         threads,
-        o.pixelLimit,
+        { pixelLimit: o.pixelLimit, colorManagement: o.colorManagement },
         o.maxBeams,
         maskDecoder,
         o.maxPromptTokens,
@@ -217,7 +217,7 @@ export class PaliGemma {
   async encodeImage(image: ImageInput, options: { signal?: AbortSignal } = {}): Promise<Tensor<"f32">> {
     this.#live();
     throwIfAborted(options.signal);
-    const rgb = await decodeImage(image, this.#pixelLimit);
+    const rgb = await decodeImage(image, this.#decoding.pixelLimit, { colorManagement: this.#decoding.colorManagement });
     throwIfAborted(options.signal);
     const pixels = await preprocessImage(rgb, this.#files.imageSize);
     const embeddings = await this.#vision.encode(pixels, 1, { threads: this.#threads });
@@ -348,13 +348,13 @@ export class PaliGemma {
   ): AsyncGenerator<LabelRecord> {
     this.#live();
     const plan = this.#labelPlan(spec);
-    return labelItems(this, images, plan, this.#pixelLimit, options);
+    return labelItems(this, images, plan, this.#decoding, options);
   }
 
   /** The labeling record of one image (what labelImages yields for it). */
   label(image: LabelItem, spec: LabelSpec, options: { signal?: AbortSignal } = {}): Promise<LabelRecord> {
     this.#live();
-    return labelOne(this, image, this.#labelPlan(spec), this.#pixelLimit, options.signal);
+    return labelOne(this, image, this.#labelPlan(spec), this.#decoding, options.signal);
   }
 
   #labelPlan(spec: LabelSpec) {
@@ -388,7 +388,7 @@ export class PaliGemma {
       generate: (r) => this.generate(r),
       encodeImage: (i, o) => this.encodeImage(i, o),
       maskDecoder: this.#maskDecoder,
-      pixelLimit: this.#pixelLimit,
+      decoding: this.#decoding,
     };
   }
 

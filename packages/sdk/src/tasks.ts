@@ -19,7 +19,7 @@ import {
   segmentPrompt,
 } from "@pali/tasks";
 import type { Tokenizer } from "@pali/tokenizer";
-import { decodeImage, type ImageInput } from "./image.js";
+import { decodeImage, type ImageDecoding, type ImageInput } from "./image.js";
 import type { GenerateRequest } from "./options.js";
 import type { GenerateResult } from "./paligemma.js";
 
@@ -65,7 +65,7 @@ export interface TaskHost {
   generate(request: GenerateRequest): Promise<GenerateResult>;
   encodeImage(image: ImageInput, options?: { signal?: AbortSignal }): Promise<Tensor<"f32">>;
   readonly maskDecoder: MaskDecoder | undefined;
-  readonly pixelLimit: number;
+  readonly decoding: ImageDecoding;
 }
 
 /** The generated tokens with the text each one completes and its probability, for the decoders. */
@@ -84,7 +84,7 @@ async function prepare(host: TaskHost, image: ImageInput | Tensor<"f32">, option
     }
     return { input: image, width: options.imageWidth, height: options.imageHeight };
   }
-  const rgb = await decodeImage(image, host.pixelLimit);
+  const rgb = await decodeImage(image, host.decoding.pixelLimit, { colorManagement: host.decoding.colorManagement });
   return {
     input: { data: rgb.rgb, width: rgb.width, height: rgb.height, channels: 3 as const },
     width: rgb.width,

@@ -109,3 +109,28 @@ describe("SiglipImageProcessor at 224", () => {
     });
   }
 });
+
+describe("PaliGemma.load({ colorManagement })", () => {
+  it("encodes the stored values by default and the sRGB conversion with 'convert'", async () => {
+    const { PaliGemma } = await import("../src/index.js");
+    const demo = join(fixtures, "..", "demo", "pali-demo-q8_0.gguf");
+    const c = cases["display-p3-png"] as Case;
+    const raw = (name: string) => readFile(join(dir, name)).then((b) => new Uint8Array(b));
+    const stored = { data: await raw(c.rgb), width: c.width, height: c.height, channels: 3 as const };
+    const converted = { ...stored, data: await raw(c.converted as string) };
+    const file = join(dir, c.file);
+    await using pg = await PaliGemma.load({ model: demo, threads: 1 });
+    await using cm = await PaliGemma.load({ model: demo, threads: 1, colorManagement: "convert" });
+    const same = (a: Float32Array, b: Float32Array) => a.every((v, i) => v === b[i]);
+    expect(same((await pg.encodeImage(file)).data, (await pg.encodeImage(stored)).data)).toBe(true);
+    const viaConvert = (await cm.encodeImage(file)).data;
+    expect(same(viaConvert, (await pg.encodeImage(stored)).data)).toBe(false);
+    // ImageCms and libvips' conversions agree within 1/255, so the embeddings are close, not equal.
+    const reference = (await cm.encodeImage(converted)).data;
+    const scale = Math.max(...reference.map(Math.abs));
+    expect(Math.max(...viaConvert.map((v, i) => Math.abs(v - (reference[i] as number)))) / scale).toBeLessThan(0.05);
+    await expect(PaliGemma.load({ model: demo, colorManagement: "srgb" as never })).rejects.toMatchObject({
+      code: "ERR_INVALID_ARGUMENT",
+    });
+  });
+});
