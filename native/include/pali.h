@@ -99,14 +99,6 @@ PALI_API const char * pali_cpu_features(void);
 // Threads pali uses by default: the number of physical cores, at least 1.
 PALI_API int32_t pali_default_threads(void);
 
-// The CPU backend's rate for an n×n by n×n matrix product with weights of a ggml type ("f32", "f16", "bf16",
-// "q8_0", "q4_K", …), in GFLOP/s (for benchmarks). Negative on bad arguments.
-PALI_API double pali_bench_matmul_gflops(int32_t n, int32_t n_threads, const char * type, int32_t reps);
-
-// Memory read bandwidth in GB/s: n_threads threads summing a buffer of `mib` MiB, best of `reps` passes
-// (for benchmarks: the bound on decoding, which reads every weight once per token). Negative on bad arguments.
-PALI_API double pali_bench_read_gbs(int32_t mib, int32_t n_threads, int32_t reps);
-
 // ---- GGUF metadata, as ggml's own reader sees it -------------------------------------------------
 
 // Reads the metadata and tensor index of a GGUF file with ggml's gguf reader and returns them as JSON
@@ -267,8 +259,6 @@ struct pali_generate_params {
     float           repeat_penalty; // 1: off
     int32_t         repeat_last_n;
     uint32_t        seed;
-    const int32_t * stop_ids;       // tokens that end the answer besides <eos>
-    int32_t         n_stop_ids;
 };
 
 PALI_API struct pali_generate_params pali_generate_default_params(void);

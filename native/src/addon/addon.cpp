@@ -1,5 +1,6 @@
 // Module entry: library info, logging, GGUF metadata and quantization. Marshalling only.
 #include "common.h"
+#include "../core/bench.h"
 
 #include <functional>
 

@@ -104,7 +104,7 @@ class Context : public Napi::ObjectWrap<Context> {
         return info.Env().Undefined();
     }
 
-    // generate({ maxTokens, temperature, topK, topP, minP, repeatPenalty, repeatLastN, seed, stopIds }, onToken)
+    // generate({ maxTokens, temperature, topK, topP, minP, repeatPenalty, repeatLastN, seed }, onToken)
     //   -> Promise<{ tokens: Int32Array, logprobs: Float32Array, finishReason: number }>
     Napi::Value Generate(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
@@ -120,10 +120,6 @@ class Context : public Napi::ObjectWrap<Context> {
         state->params.repeat_penalty = o.Get("repeatPenalty").As<Napi::Number>().FloatValue();
         state->params.repeat_last_n = o.Get("repeatLastN").As<Napi::Number>().Int32Value();
         state->params.seed = o.Get("seed").As<Napi::Number>().Uint32Value();
-        Napi::Int32Array stops = o.Get("stopIds").As<Napi::Int32Array>();
-        state->stop_ids.assign(stops.Data(), stops.Data() + stops.ElementLength());
-        state->params.stop_ids = state->stop_ids.data();
-        state->params.n_stop_ids = (int32_t) state->stop_ids.size();
         if (info.Length() > 1 && info[1].IsFunction()) {
             state->tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "pali-tokens", 0, 1);
             state->has_tsfn = true;
@@ -150,7 +146,6 @@ class Context : public Napi::ObjectWrap<Context> {
 
     struct GenerateState {
         pali_generate_params     params{};
-        std::vector<int32_t>     stop_ids;
         std::vector<int32_t>     tokens;
         std::vector<float>       logprobs;
         int32_t                  finish_reason = PALI_FINISH_LENGTH;

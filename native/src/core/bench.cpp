@@ -1,4 +1,5 @@
 // A matrix-product rate for benchmarks: the FLOP bound that encode and prefill are measured against.
+#include "bench.h"
 #include "internal.h"
 
 #include "ggml-alloc.h"

@@ -45,9 +45,9 @@ inline float exp_nonpositive(float x) {
     return p * scale;
 }
 
-// log(softmax(logits))[token] and softmax(logits)[token], over the full vocabulary. Blocks of 1024 are summed in
-// 16 float lanes, the blocks in double: the sum stays within 1e-7 of a double-precision one.
-void token_stats(const float * logits, int32_t n_vocab, int32_t token, float & logprob, float & prob) {
+// log(softmax(logits))[token], over the full vocabulary. Blocks of 1024 are summed in 16 float lanes, the
+// blocks in double: the sum stays within 1e-7 of a double-precision one.
+float token_logprob(const float * logits, int32_t n_vocab, int32_t token) {
     float max = logits[0];
     for (int32_t i = 1; i < n_vocab; i++) max = std::max(max, logits[i]);
     constexpr int32_t W = 16, BLOCK = 1024;
@@ -61,8 +61,7 @@ void token_stats(const float * logits, int32_t n_vocab, int32_t token, float & l
         for (float v : lanes) sum += v;
     }
     for (; i < n_vocab; i++) sum += exp_nonpositive(logits[i] - max);
-    logprob = (float) ((double) logits[token] - max - std::log(sum));
-    prob = std::exp(logprob);
+    return (float) ((double) logits[token] - max - std::log(sum));
 }
 
 // Without a thread pool of its own, ggml's CPU backend starts its worker threads for every graph and they
@@ -246,8 +245,6 @@ struct pali_generate_params pali_generate_default_params(void) {
     p.repeat_penalty = 1.0f;
     p.repeat_last_n = 64;
     p.seed = 0;
-    p.stop_ids = nullptr;
-    p.n_stop_ids = 0;
     return p;
 }
 
@@ -292,10 +289,9 @@ int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_par
             } else {
                 token = llama_sampler_sample(chain, ctx->lctx, -1);
             }
-            float logprob = 0.0f, prob = 0.0f;
-            token_stats(logits, n_vocab, token, logprob, prob);
+            const float logprob = token_logprob(logits, n_vocab, token);
             ctx->timings.n_decoded++;
-            const bool is_stop = token == eos || std::find(params->stop_ids, params->stop_ids + params->n_stop_ids, token) != params->stop_ids + params->n_stop_ids;
+            const bool is_stop = token == eos;
             if (callback != nullptr && !callback(token, logprob, user_data)) {
                 *finish_reason = PALI_FINISH_ABORTED;
                 break;
@@ -330,9 +326,8 @@ int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n
         for (int32_t i = 0; i < n; i++) {
             if (suffix[i] < 0 || suffix[i] >= n_vocab) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "suffix token outside the vocabulary");
         }
-        float prob = 0.0f;
         // The prefix's last logits predict the first suffix token.
-        token_stats(llama_get_logits_ith(ctx->lctx, -1), n_vocab, suffix[0], logprobs[0], prob);
+        logprobs[0] = token_logprob(llama_get_logits_ith(ctx->lctx, -1), n_vocab, suffix[0]);
         if (n == 1) return PALI_OK;
         // The rest as causal batches of at most MAX_OUTPUTS tokens (all but the last suffix token are inputs).
         for (int32_t start = 0; start < n - 1; start += MAX_OUTPUTS) {
@@ -352,7 +347,7 @@ int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n
             if (status != PALI_OK) return status;
             ctx->n_past += count;
             for (int32_t i = 0; i < count; i++) {
-                token_stats(llama_get_logits_ith(ctx->lctx, i), n_vocab, suffix[start + i + 1], logprobs[start + i + 1], prob);
+                logprobs[start + i + 1] = token_logprob(llama_get_logits_ith(ctx->lctx, i), n_vocab, suffix[start + i + 1]);
             }
         }
         return PALI_OK;

@@ -83,7 +83,6 @@ export interface NativeGenerateParams {
   repeatPenalty: number;
   repeatLastN: number;
   seed: number;
-  stopIds: Int32Array;
 }
 
 export interface NativeTimings {
@@ -144,6 +143,7 @@ export interface NativeAddon {
   TextModel: NativeTextModelConstructor;
   VisionModel: NativeVisionModelConstructor;
   Context: NativeContextConstructor;
+  MaskDecoder: NativeMaskDecoderConstructor;
 }
 
 const require = createRequire(import.meta.url);
@@ -218,9 +218,4 @@ export interface NativeMaskDecoder {
 
 export interface NativeMaskDecoderConstructor {
   load(path: string, options: { useGpu: boolean }): Promise<NativeMaskDecoder>;
-}
-
-/** The addon's MaskDecoder class (merged into NativeAddon above). */
-export interface NativeAddon {
-  MaskDecoder: NativeMaskDecoderConstructor;
 }

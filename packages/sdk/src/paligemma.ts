@@ -569,7 +569,6 @@ export class PaliGemma {
           repeatPenalty: r.repeatPenalty,
           repeatLastN: 64,
           seed: r.seed,
-          stopIds: new Int32Array(),
         },
         onToken,
       );

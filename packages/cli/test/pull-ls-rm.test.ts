@@ -6,13 +6,13 @@ import { mkdtemp, rm as remove } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { RegistryEntry } from "@pali/hub";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ls } from "../../cli/src/commands/ls.js";
-import { pull } from "../../cli/src/commands/pull.js";
-import { rm } from "../../cli/src/commands/rm.js";
-import type { Io } from "../../cli/src/output.js";
-import type { RegistryEntry } from "../src/index.js";
-import { GOOD_TOKEN, MockHub } from "./mock-hub.js";
+import { GOOD_TOKEN, MockHub } from "../../hub/test/mock-hub.js";
+import { ls } from "../src/commands/ls.js";
+import { pull } from "../src/commands/pull.js";
+import { rm } from "../src/commands/rm.js";
+import type { Io } from "../src/output.js";
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "models", "fixtures", "checkpoints");
 const registry: RegistryEntry[] = [
