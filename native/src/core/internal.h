@@ -1,6 +1,8 @@
 // Internal helpers shared by the core's translation units.
 #pragma once
 
+#include <atomic>
+
 #include "pali.h"
 
 #include <string>
@@ -36,4 +38,17 @@ int32_t guard(const char * what, F && fn) {
 namespace pali {
 // Routes libllama's and ggml's logs into pali's sink.
 void install_log_sinks();
+
+// While one lives on a thread, the errors ggml and libllama log there after `abort` became true are logged
+// at debug level: a computation pali stopped on purpose (abort, dispose) is not an error to print.
+class quiet_when_aborted {
+  public:
+    explicit quiet_when_aborted(const std::atomic<bool> & abort);
+    ~quiet_when_aborted();
+    quiet_when_aborted(const quiet_when_aborted &) = delete;
+    quiet_when_aborted & operator=(const quiet_when_aborted &) = delete;
+
+  private:
+    const std::atomic<bool> * previous_;
+};
 } // namespace pali

@@ -49,6 +49,8 @@ void emit(pali_log_level level, const char * text) {
 // ggml continues a message with GGML_LOG_LEVEL_CONT; it keeps the level of the line it continues.
 std::atomic<int> g_last_level{PALI_LOG_INFO};
 
+thread_local const std::atomic<bool> * t_abort = nullptr;
+
 void ggml_sink(ggml_log_level level, const char * text, void *) {
     pali_log_level l;
     switch (level) {
@@ -58,6 +60,7 @@ void ggml_sink(ggml_log_level level, const char * text, void *) {
         case GGML_LOG_LEVEL_CONT:  l = (pali_log_level) g_last_level.load(); break;
         default:                   l = PALI_LOG_INFO;  break;
     }
+    if (l == PALI_LOG_ERROR && t_abort != nullptr && t_abort->load()) l = PALI_LOG_DEBUG;
     g_last_level = l;
     emit(l, text);
 }
@@ -65,6 +68,9 @@ void ggml_sink(ggml_log_level level, const char * text, void *) {
 } // namespace
 
 namespace pali {
+
+quiet_when_aborted::quiet_when_aborted(const std::atomic<bool> & abort) : previous_(t_abort) { t_abort = &abort; }
+quiet_when_aborted::~quiet_when_aborted() { t_abort = previous_; }
 
 void log(pali_log_level level, const char * fmt, ...) {
     char buf[1024];

@@ -54,6 +54,7 @@ extern "C" int32_t pali_context_beam_search(pali_context * ctx, int32_t n_beams,
             n_beams < 1 || max_tokens < 1 || !std::isfinite(length_penalty)) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a context, n_beams >= 1, max_tokens >= 1 and output buffers are required");
         }
+        const pali::quiet_when_aborted quiet(ctx->abort);
         if (n_beams > 1 && 2 * n_beams > ctx->n_seq_max) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "this context was made for at most " + std::to_string(ctx->n_seq_max / 2) + " beams");
         }

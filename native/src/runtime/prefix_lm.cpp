@@ -180,6 +180,7 @@ int32_t pali_context_prefill(pali_context * ctx, const float * image_embd, int32
         if (ctx == nullptr || (n_image > 0 && image_embd == nullptr) || (n_text > 0 && text_ids == nullptr) || n_image < 0 || n_text < 1) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a context, image embeddings and at least one text token are required");
         }
+        const pali::quiet_when_aborted quiet(ctx->abort);
         const int32_t n = n_image + n_text;
         // + 1: positions start at 1, and the first answer token needs a slot
         if (n + 2 > ctx->n_ctx) {
@@ -254,6 +255,7 @@ int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_par
         if (ctx == nullptr || params == nullptr || finish_reason == nullptr || params->max_tokens < 1) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a context, parameters with max_tokens >= 1 and finish_reason are required");
         }
+        const pali::quiet_when_aborted quiet(ctx->abort);
         if (ctx->n_past == 0) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "run the prefix first");
         const int32_t n_vocab = ctx->model->n_vocab;
         llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
@@ -320,6 +322,7 @@ int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n
         if (ctx == nullptr || suffix == nullptr || logprobs == nullptr || n < 1) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a context, a non-empty suffix and room for its log-probabilities are required");
         }
+        const pali::quiet_when_aborted quiet(ctx->abort);
         if (ctx->n_past == 0) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "run the prefix first");
         if (ctx->n_past + n + 1 > ctx->n_ctx) return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the suffix does not fit in the context");
         const int32_t n_vocab = ctx->model->n_vocab;

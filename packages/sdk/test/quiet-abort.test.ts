@@ -1,0 +1,31 @@
+/** An abort or a dispose the user asked for is not an error: ggml's and libllama's failure lines stay off stderr. */
+import { spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect, it } from "vitest";
+
+const sdk = join(dirname(fileURLToPath(import.meta.url)), "..");
+const demo = join(sdk, "..", "..", "models", "demo");
+
+const script = `
+import { PaliGemma } from "@pali/sdk";
+const [model, image] = process.argv.slice(1);
+const pg = await PaliGemma.load({ model });
+const c = new AbortController();
+let n = 0;
+try { for await (const _ of pg.stream({ image, prompt: "caption en", maxTokens: 200, signal: c.signal })) if (++n === 2) c.abort(); }
+catch (e) { console.log(e.code); }
+const g = pg.generate({ image, prompt: "caption en", maxTokens: 200 });
+setTimeout(() => pg.dispose(), 5);
+try { await g; console.log("done"); } catch (e) { console.log(e.code); }
+`;
+
+it("abort and dispose during generation print nothing on stderr (PALI_LOG=debug shows the lines)", () => {
+  const args = ["--input-type=module", "-e", script, join(demo, "pali-demo-q8_0.gguf"), join(demo, "examples", "002.png")];
+  const quiet = spawnSync(process.execPath, args, { cwd: sdk, encoding: "utf8", env: { ...process.env, PALI_LOG: "" } });
+  expect(quiet.status, quiet.stderr).toBe(0);
+  expect(quiet.stdout.trim().split("\n")[0]).toBe("ERR_ABORTED");
+  expect(quiet.stderr).toBe("");
+  const loud = spawnSync(process.execPath, args, { cwd: sdk, encoding: "utf8", env: { ...process.env, PALI_LOG: "debug" } });
+  expect(loud.stderr).toContain("failed to decode");
+});
