@@ -206,8 +206,10 @@ PALI_API int32_t pali_vision_model_get_info(const pali_vision_model * model, str
 
 // Runs SigLIP and the projector. pixels: n_images × [3][S][S] floats from pali_image_preprocess;
 // out: room for n_images × image_token_count × projection_dim floats (out_count), row-major [image][token][dim].
+// abort (may be NULL): polled between graph nodes on the CPU backend; non-zero stops the encode with
+// PALI_ERR_ABORTED (another thread may set it at any time).
 PALI_API int32_t pali_vision_model_encode(const pali_vision_model * model, const float * pixels, int32_t n_images,
-                                          int32_t n_threads, float * out, size_t out_count);
+                                          int32_t n_threads, float * out, size_t out_count, const volatile int32_t * abort);
 
 // ---- images ----------------------------------------------------------------------------------------
 

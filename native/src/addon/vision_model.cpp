@@ -70,8 +70,9 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         return o;
     }
 
-    // encode(pixels: Float32Array, nImages, threads, out: Float32Array) -> Promise<void>; runs off the JS thread.
-    // The model is kept alive (and pixels/out referenced) until the work is done.
+    // encode(pixels: Float32Array, nImages, threads, out: Float32Array, abort?: Int32Array(1)) -> Promise<void>;
+    // runs off the JS thread. Writing non-zero into abort[0] stops it. The model is kept alive (and pixels, out
+    // and abort referenced) until the work is done.
     Napi::Value Encode(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         if (model_ == nullptr) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "the vision model was disposed");
@@ -83,6 +84,13 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         keep->push_back(Napi::Persistent(info[0]));
         keep->push_back(Napi::Persistent(info[3]));
         keep->push_back(Napi::Persistent(info.This()));
+        const volatile int32_t * abort = nullptr;
+        if (info.Length() > 4 && info[4].IsTypedArray()) {
+            Napi::Int32Array flag = info[4].As<Napi::Int32Array>();
+            if (flag.ElementLength() < 1) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "abort needs one Int32 element");
+            abort = flag.Data();
+            keep->push_back(Napi::Persistent(info[4]));
+        }
         busy_++;
         const pali_vision_model * model = model_;
         const float * px = pixels.Data();
@@ -92,7 +100,7 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         return run_async(
             env,
             [=]() {
-                const int32_t status = pali_vision_model_encode(model, px, n_images, threads, o, count);
+                const int32_t status = pali_vision_model_encode(model, px, n_images, threads, o, count, abort);
                 busy_--;
                 return status;
             },

@@ -105,7 +105,7 @@ vision_runner::vision_runner(const vision_model & model, ggml_backend_dev_t devi
     backends_.push_back(cpu_);
     ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu_dev);
     set_threads_ = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
-    sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), 8192, false, true);
+    set_abort_ = (ggml_backend_set_abort_callback_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_abort_callback");
 }
 
 vision_runner::~vision_runner() {
@@ -113,13 +113,24 @@ vision_runner::~vision_runner() {
     for (ggml_backend_t b : backends_) ggml_backend_free(b);
 }
 
-int32_t vision_runner::encode(const float * pixels, int n_images, int n_threads, float * out) {
+int32_t vision_runner::encode(const float * pixels, int n_images, int n_threads, float * out, const volatile int32_t * abort) {
     const auto & hp = model_.hparams;
     if (n_images <= 0) return fail(PALI_ERR_INVALID_ARGUMENT, "no images to encode");
+    // The patch embedding adds about ten tensors per image (a 512-image batch overflowed fixed sizes).
+    const size_t n_tensors = 4096 + 16 * (size_t) n_images, graph_size = 8192 + 16 * (size_t) n_images;
+    if (sched_ == nullptr && cpu_ != nullptr) {
+        sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), graph_size, false, true);
+    }
     if (sched_ == nullptr || cpu_ == nullptr) return fail(PALI_ERR_BACKEND, "could not create a ggml backend for the image encoder");
     if (set_threads_) set_threads_(cpu_, n_threads > 0 ? n_threads : pali_default_threads());
+    if (set_abort_) {
+        // An 896 encode takes over a minute on a small CPU: let the caller stop it between graph nodes.
+        auto poll = [](void * data) { return *static_cast<const volatile int32_t *>(data) != 0; };
+        set_abort_(cpu_, abort ? +poll : nullptr, const_cast<int32_t *>(abort));
+    }
+    if (abort != nullptr && *abort != 0) return fail(PALI_ERR_ABORTED, "the image encode was aborted");
 
-    const size_t meta = ggml_tensor_overhead() * 4096 + ggml_graph_overhead_custom(8192, false);
+    const size_t meta = ggml_tensor_overhead() * n_tensors + ggml_graph_overhead_custom(graph_size, false);
     std::vector<uint8_t> meta_buf(meta);
     ggml_init_params params = { meta, meta_buf.data(), /*no_alloc =*/ true };
     ggml_context * ctx = ggml_init(params);
@@ -130,7 +141,7 @@ int32_t vision_runner::encode(const float * pixels, int n_images, int n_threads,
     ggml_set_input(inp);
     ggml_tensor * res = build_graph(ctx, model_, inp, n_images);
     ggml_set_output(res);
-    ggml_cgraph * gf = ggml_new_graph_custom(ctx, 8192, false);
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, graph_size, false);
     ggml_build_forward_expand(gf, res);
 
     ggml_backend_sched_reset(sched_);
@@ -143,7 +154,8 @@ int32_t vision_runner::encode(const float * pixels, int n_images, int n_threads,
     const ggml_status status = ggml_backend_sched_graph_compute(sched_, gf);
     if (status != GGML_STATUS_SUCCESS) {
         ggml_free(ctx);
-        return fail(status == GGML_STATUS_ABORTED ? PALI_ERR_ABORTED : PALI_ERR_BACKEND, "the image encoder's graph failed to run");
+        const bool aborted = status == GGML_STATUS_ABORTED || (abort != nullptr && *abort != 0);
+        return fail(aborted ? PALI_ERR_ABORTED : PALI_ERR_BACKEND, aborted ? "the image encode was aborted" : "the image encoder's graph failed to run");
     }
     ggml_backend_tensor_get(res, out, 0, ggml_nbytes(res));
     ggml_free(ctx);

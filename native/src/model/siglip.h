@@ -18,7 +18,9 @@ class vision_runner {
     vision_runner & operator=(const vision_runner &) = delete;
 
     // pixels: n_images × [3][S][S] normalized floats; out: n_images × [N][D] image embeddings.
-    int32_t encode(const float * pixels, int n_images, int n_threads, float * out);
+    // abort (may be null): non-zero stops the graph between nodes (CPU backend) with PALI_ERR_ABORTED.
+    // The scheduler is sized for the first call's batch: one runner serves one encode.
+    int32_t encode(const float * pixels, int n_images, int n_threads, float * out, const volatile int32_t * abort = nullptr);
 
   private:
     const vision_model &           model_;
@@ -26,6 +28,7 @@ class vision_runner {
     ggml_backend_t                 cpu_ = nullptr;
     ggml_backend_sched_t           sched_ = nullptr;
     ggml_backend_set_n_threads_t   set_threads_ = nullptr;
+    ggml_backend_set_abort_callback_t set_abort_ = nullptr;
 };
 
 } // namespace pali

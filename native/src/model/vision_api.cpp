@@ -70,7 +70,7 @@ int32_t pali_vision_model_get_info(const pali_vision_model * model, struct pali_
 }
 
 int32_t pali_vision_model_encode(const pali_vision_model * model, const float * pixels, int32_t n_images, int32_t n_threads,
-                                 float * out, size_t out_count) {
+                                 float * out, size_t out_count, const volatile int32_t * abort) {
     return pali::guard("pali_vision_model_encode", [&]() -> int32_t {
         if (model == nullptr || pixels == nullptr || out == nullptr || n_images <= 0) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "model, pixels, out and at least one image are required");
@@ -82,7 +82,7 @@ int32_t pali_vision_model_encode(const pali_vision_model * model, const float * 
         }
         // Compute buffers are per call, so several encodes may run at once on one model.
         pali::vision_runner runner(model->model, model->device);
-        return runner.encode(pixels, n_images, n_threads, out);
+        return runner.encode(pixels, n_images, n_threads, out, abort);
     });
 }
 

@@ -66,7 +66,8 @@ export interface NativeVisionModelInfo {
 
 export interface NativeVisionModel {
   info(): NativeVisionModelInfo;
-  encode(pixels: Float32Array, nImages: number, threads: number, out: Float32Array): Promise<void>;
+  /** abort: one Int32; writing non-zero stops the encode between graph nodes (ERR_ABORTED) */
+  encode(pixels: Float32Array, nImages: number, threads: number, out: Float32Array, abort?: Int32Array): Promise<void>;
   dispose(): void;
 }
 

@@ -1,11 +1,19 @@
 /** The SigLIP image encoder and projector of an mmproj file, validated and loaded by the native core. */
-import { DisposedError, fromNativeError, InvalidArgumentError } from "./errors.js";
+import { AbortError, DisposedError, fromNativeError, InvalidArgumentError } from "./errors.js";
 import { readGGUF } from "./gguf/reader.js";
 import { NativeHandle } from "./handle.js";
 import { validateMmproj } from "./model-format/mmproj.js";
 import { loadNative, type NativeVisionModel, type NativeVisionModelInfo } from "./native.js";
 import { Tensor } from "./tensor.js";
-import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, optional } from "./validate.js";
+import {
+  expectAbortSignal,
+  expectBoolean,
+  expectInteger,
+  expectNonEmptyString,
+  expectObject,
+  optional,
+  throwIfAborted,
+} from "./validate.js";
 
 export interface VisionModelOptions {
   /** Put the weights on the first GPU when there is one (default true). */
@@ -15,7 +23,8 @@ export interface VisionModelOptions {
 export type VisionModelInfo = NativeVisionModelInfo;
 
 export class VisionModel extends NativeHandle<NativeVisionModel> {
-  #inFlight = 0;
+  /** the abort flag of each encode in flight */
+  #inFlight = new Set<Int32Array>();
   #disposeWhenIdle = false;
 
   private constructor(handle: NativeVisionModel) {
@@ -39,12 +48,13 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
   }
 
   /**
-   * Idempotent. An encode still running keeps the weights until it ends and then fails with ERR_DISPOSED
-   * (the native handle refuses to free weights in use); new calls fail with ERR_DISPOSED at once.
+   * Idempotent. Encodes in flight are aborted (they fail with ERR_DISPOSED) and the weights are freed when
+   * the last one has stopped; new calls fail with ERR_DISPOSED at once.
    */
   override dispose(): void {
-    if (this.#inFlight > 0) {
+    if (this.#inFlight.size > 0) {
       this.#disposeWhenIdle = true;
+      for (const flag of this.#inFlight) flag[0] = 1;
       return;
     }
     super.dispose();
@@ -59,7 +69,11 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
    * Image embeddings for `count` preprocessed images (each [3][S][S], as preprocessImage makes them):
    * a [count, N, D] tensor, computed off the JS thread.
    */
-  async encode(pixels: Float32Array, count = 1, options: { threads?: number } = {}): Promise<Tensor<"f32">> {
+  async encode(
+    pixels: Float32Array,
+    count = 1,
+    options: { threads?: number; signal?: AbortSignal } = {},
+  ): Promise<Tensor<"f32">> {
     this.#checkLive();
     const native = this.native;
     const info = native.info();
@@ -71,16 +85,25 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
       );
     }
     const threads = optional(options.threads, 0, (v) => expectInteger(v, "threads", 0, 1024));
+    const signal = expectAbortSignal(options.signal, "signal");
+    throwIfAborted(signal);
     const out = new Float32Array(count * info.imageTokenCount * info.projectionDim);
-    this.#inFlight++;
+    const flag = new Int32Array(1);
+    const onAbort = () => {
+      flag[0] = 1;
+    };
+    signal?.addEventListener("abort", onAbort);
+    this.#inFlight.add(flag);
     try {
-      await native.encode(pixels, count, threads, out);
+      await native.encode(pixels, count, threads, out, flag);
     } catch (error) {
       if (this.#disposeWhenIdle) throw new DisposedError("This VisionModel");
+      if (signal?.aborted) throw new AbortError("The image encode was aborted", { cause: signal.reason });
       throw fromNativeError(error, "Could not encode the image");
     } finally {
-      this.#inFlight--;
-      if (this.#inFlight === 0 && this.#disposeWhenIdle) super.dispose();
+      signal?.removeEventListener("abort", onAbort);
+      this.#inFlight.delete(flag);
+      if (this.#inFlight.size === 0 && this.#disposeWhenIdle) super.dispose();
     }
     if (this.#disposeWhenIdle || super.disposed) throw new DisposedError("This VisionModel");
     return Tensor.from("f32", [count, info.imageTokenCount, info.projectionDim], out);

@@ -220,7 +220,10 @@ export class PaliGemma {
     const rgb = await decodeImage(image, this.#decoding.pixelLimit, { colorManagement: this.#decoding.colorManagement });
     throwIfAborted(options.signal);
     const pixels = await preprocessImage(rgb, this.#files.imageSize);
-    const embeddings = await this.#vision.encode(pixels, 1, { threads: this.#threads });
+    const embeddings = await this.#vision.encode(pixels, 1, {
+      threads: this.#threads,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
     return embeddings.reshape([this.#files.imageTokenCount, this.#files.embeddingLength]);
   }
 
@@ -415,10 +418,10 @@ export class PaliGemma {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#active?.abort(true);
+    this.#vision.dispose(); // aborts an image encode in flight; its weights go when it has stopped
     await this.#queue.catch(() => {});
     this.#context.dispose();
     this.#maskDecoder?.dispose();
-    this.#vision.dispose();
     this.#text.dispose();
   }
 
