@@ -39,6 +39,7 @@ enum pali_status {
     PALI_ERR_OUT_OF_MEMORY       = -6,
     PALI_ERR_IO                  = -7,
     PALI_ERR_CONTEXT_OVERFLOW    = -8,
+    PALI_ERR_DISPOSED            = -9,  // the handle was freed, or is still in use and cannot be freed yet
     PALI_ERR_INTERNAL            = -99,
 };
 

@@ -10,6 +10,13 @@
 
 namespace pali_addon {
 
+// A context's hold on its text model's weights (text_model.cpp): while any lease lives, dispose() of the
+// model only marks it, and the last release frees it. Both on the JS thread (or its finalizers).
+struct text_model_lease;
+text_model_lease * lease_text_model(Napi::Value model);
+void release_text_model(text_model_lease * lease);
+
+
 // A JS Error carrying the native status; @pali/core maps it to a PaliError in one place.
 inline Napi::Error status_error(Napi::Env env, int32_t status, const std::string & message) {
     Napi::Error err = Napi::Error::New(env, message);

@@ -40,17 +40,22 @@ class Context : public Napi::ObjectWrap<Context> {
         if (info.Length() > 1 && info[0].IsExternal()) {
             ctx_ = info[0].As<Napi::External<pali_context>>().Data();
             model_ref_ = Napi::Persistent(info[1]); // the model outlives its contexts
+            lease_ = lease_text_model(info[1]);
         }
     }
 
-    ~Context() override { pali_context_free(ctx_); }
+    ~Context() override {
+        pali_context_free(ctx_);
+        release_text_model(lease_);
+    }
 
   private:
     pali_context *              ctx_ = nullptr;
     Napi::Reference<Napi::Value> model_ref_;
+    text_model_lease *           lease_ = nullptr;
 
     pali_context * live(Napi::Env env) {
-        if (ctx_ == nullptr) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "the context was disposed");
+        if (ctx_ == nullptr) throw status_error(env, PALI_ERR_DISPOSED, "the context was disposed");
         return ctx_;
     }
 
@@ -58,7 +63,7 @@ class Context : public Napi::ObjectWrap<Context> {
     static Napi::Value Create(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         pali_text_model * model = unwrap_text_model(info[0]);
-        if (model == nullptr) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "the text model was disposed");
+        if (model == nullptr) throw status_error(env, PALI_ERR_DISPOSED, "the text model was disposed");
         Napi::Object o = info[1].As<Napi::Object>();
         pali_context_params p = pali_context_default_params();
         p.n_ctx = o.Get("nCtx").As<Napi::Number>().Int32Value();
@@ -233,6 +238,8 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
         pali_context_free(ctx_);
         ctx_ = nullptr;
+        release_text_model(lease_);
+        lease_ = nullptr;
         model_ref_.Reset();
         return info.Env().Undefined();
     }

@@ -70,7 +70,7 @@ class MaskDecoder : public Napi::ObjectWrap<MaskDecoder> {
     // The decoder, codes and out stay referenced until the work is done; nothing is copied.
     Napi::Value Decode(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
-        if (decoder_ == nullptr) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "the mask decoder was disposed");
+        if (decoder_ == nullptr) throw status_error(env, PALI_ERR_DISPOSED, "the mask decoder was disposed");
         Napi::Int32Array codes = info[0].As<Napi::Int32Array>();
         int32_t n_masks = info[1].As<Napi::Number>().Int32Value();
         Napi::Float32Array out = info[2].As<Napi::Float32Array>();
@@ -102,7 +102,7 @@ class MaskDecoder : public Napi::ObjectWrap<MaskDecoder> {
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
         // A decode in flight still uses the weights.
-        if (busy_ > 0) throw status_error(info.Env(), PALI_ERR_INVALID_ARGUMENT, "the mask decoder is busy");
+        if (busy_ > 0) throw status_error(info.Env(), PALI_ERR_DISPOSED, "the mask decoder is busy");
         pali_mask_decoder_free(decoder_);
         decoder_ = nullptr;
         return info.Env().Undefined();

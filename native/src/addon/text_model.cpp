@@ -34,10 +34,26 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
 
     ~TextModel() override { pali_text_model_free(model_); }
 
-    pali_text_model * handle() const { return model_; }
+    pali_text_model * handle() const { return disposed_ ? nullptr : model_; }
+
+    // Contexts lease the weights: dispose() while one lives only marks the model, the last release frees it.
+    void retain() { contexts_++; }
+    void release() {
+        if (--contexts_ == 0 && disposed_) {
+            pali_text_model_free(model_);
+            model_ = nullptr;
+        }
+    }
 
   private:
     pali_text_model * model_ = nullptr;
+    bool              disposed_ = false;
+    int               contexts_ = 0; // changed on the JS thread only
+
+    pali_text_model * live(Napi::Env env) const {
+        if (model_ == nullptr || disposed_) throw status_error(env, PALI_ERR_DISPOSED, "the text model was disposed");
+        return model_;
+    }
 
     // load(path, { gpuLayers, useMmap }) -> Promise<TextModel>
     static Napi::Value Load(const Napi::CallbackInfo & info) {
@@ -60,7 +76,7 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
     Napi::Value Info(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         pali_text_model_info mi;
-        int32_t status = pali_text_model_get_info(model_, &mi);
+        int32_t status = pali_text_model_get_info(live(env), &mi);
         if (status != PALI_OK) throw status_error(env, status, pali_last_error());
         Napi::Object o = Napi::Object::New(env);
         o.Set("description", mi.description);
@@ -77,11 +93,11 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
         Napi::Env env = info.Env();
         std::string key = info[0].As<Napi::String>().Utf8Value();
         std::string buf(4096, '\0');
-        int32_t n = pali_text_model_meta(model_, key.c_str(), buf.data(), buf.size());
+        int32_t n = pali_text_model_meta(live(env), key.c_str(), buf.data(), buf.size());
         if (n < 0) return env.Undefined();
         if ((size_t) n >= buf.size()) {
             buf.assign((size_t) n + 1, '\0');
-            n = pali_text_model_meta(model_, key.c_str(), buf.data(), buf.size());
+            n = pali_text_model_meta(live(env), key.c_str(), buf.data(), buf.size());
         }
         return Napi::String::New(env, buf.c_str(), (size_t) n);
     }
@@ -93,10 +109,10 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
         bool parse_special = info[1].As<Napi::Boolean>().Value();
         if (text.size() > (size_t) INT32_MAX / 2) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "text too long");
         std::vector<int32_t> ids(text.size() + 16);
-        int32_t n = pali_text_model_tokenize(model_, text.data(), (int32_t) text.size(), parse_special, ids.data(), (int32_t) ids.size());
+        int32_t n = pali_text_model_tokenize(live(env), text.data(), (int32_t) text.size(), parse_special, ids.data(), (int32_t) ids.size());
         if (n < 0 && n > -(int32_t) (text.size() * 4 + 64)) {
             ids.resize((size_t) -n);
-            n = pali_text_model_tokenize(model_, text.data(), (int32_t) text.size(), parse_special, ids.data(), (int32_t) ids.size());
+            n = pali_text_model_tokenize(live(env), text.data(), (int32_t) text.size(), parse_special, ids.data(), (int32_t) ids.size());
         }
         if (n < 0) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, pali_last_error());
         Napi::Int32Array out = Napi::Int32Array::New(env, (size_t) n);
@@ -105,8 +121,11 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
     }
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
-        pali_text_model_free(model_);
-        model_ = nullptr;
+        disposed_ = true;
+        if (contexts_ == 0) {
+            pali_text_model_free(model_);
+            model_ = nullptr;
+        }
         return info.Env().Undefined();
     }
 };
@@ -120,6 +139,16 @@ void init_text_model(Napi::Env env, Napi::Object exports) { TextModel::Init(env,
 pali_text_model * unwrap_text_model(Napi::Value value) {
     if (!value.IsObject()) return nullptr;
     return Napi::ObjectWrap<TextModel>::Unwrap(value.As<Napi::Object>())->handle();
+}
+
+text_model_lease * lease_text_model(Napi::Value value) {
+    TextModel * model = Napi::ObjectWrap<TextModel>::Unwrap(value.As<Napi::Object>());
+    model->retain();
+    return reinterpret_cast<text_model_lease *>(model);
+}
+
+void release_text_model(text_model_lease * lease) {
+    if (lease != nullptr) reinterpret_cast<TextModel *>(lease)->release();
 }
 
 } // namespace pali_addon

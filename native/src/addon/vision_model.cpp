@@ -75,7 +75,7 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
     // and abort referenced) until the work is done.
     Napi::Value Encode(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
-        if (model_ == nullptr) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "the vision model was disposed");
+        if (model_ == nullptr) throw status_error(env, PALI_ERR_DISPOSED, "the vision model was disposed");
         Napi::Float32Array pixels = info[0].As<Napi::Float32Array>();
         int32_t n_images = info[1].As<Napi::Number>().Int32Value();
         int32_t threads = info[2].As<Napi::Number>().Int32Value();
@@ -109,7 +109,7 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
         // An encode in flight still uses the weights; JS disposes only when none is (busy() is exposed).
-        if (busy_ > 0) throw status_error(info.Env(), PALI_ERR_INVALID_ARGUMENT, "the vision model is busy");
+        if (busy_ > 0) throw status_error(info.Env(), PALI_ERR_DISPOSED, "the vision model is busy");
         pali_vision_model_free(model_);
         model_ = nullptr;
         return info.Env().Undefined();

@@ -29,6 +29,7 @@ const char * pali_status_name(int32_t status) {
         case PALI_ERR_OUT_OF_MEMORY:     return "PALI_ERR_OUT_OF_MEMORY";
         case PALI_ERR_IO:                return "PALI_ERR_IO";
         case PALI_ERR_CONTEXT_OVERFLOW:  return "PALI_ERR_CONTEXT_OVERFLOW";
+        case PALI_ERR_DISPOSED:          return "PALI_ERR_DISPOSED";
         case PALI_ERR_INTERNAL:          return "PALI_ERR_INTERNAL";
         default:                         return "PALI_ERR_UNKNOWN";
     }

@@ -98,6 +98,7 @@ const nativeStatusCodes: Record<string, ErrorCode> = {
   PALI_ERR_OUT_OF_MEMORY: ErrorCode.OutOfMemory,
   PALI_ERR_IO: ErrorCode.Io,
   PALI_ERR_CONTEXT_OVERFLOW: ErrorCode.ContextOverflow,
+  PALI_ERR_DISPOSED: ErrorCode.Disposed,
 };
 
 /** The one place where an error thrown by the addon becomes a PaliError. */
