@@ -10,6 +10,7 @@
 #include "mask_decoder.h"
 
 #include "gguf_weights.h"
+#include "graph_runner.h"
 
 #include "../core/internal.h"
 
@@ -211,59 +212,23 @@ int32_t load_mask_model(const char * path, ggml_backend_dev_t device, mask_model
 
 int32_t decode_masks(const mask_model & m, ggml_backend_dev_t device, const int32_t * codes, int n, int n_threads, float * out) {
     const auto & hp = m.hparams;
-    // Backends and scheduler are per call, so several decodes may run at once on one model.
-    std::vector<ggml_backend_t> backends;
-    ggml_backend_dev_t cpu_dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    if (cpu_dev == nullptr) return fail(PALI_ERR_BACKEND, "no ggml CPU device; was pali_backend_init called?");
-    struct cleanup {
-        std::vector<ggml_backend_t> & b;
-        ggml_backend_sched_t          sched = nullptr;
-        ~cleanup() {
-            if (sched) ggml_backend_sched_free(sched);
-            for (ggml_backend_t x : b) ggml_backend_free(x);
-        }
-    } guard{ backends };
-    if (device != nullptr && device != cpu_dev) {
-        ggml_backend_t gpu = ggml_backend_dev_init(device, nullptr);
-        if (gpu == nullptr) return fail(PALI_ERR_BACKEND, std::string("could not start the ggml backend of ") + ggml_backend_dev_name(device));
-        backends.push_back(gpu);
-    }
-    ggml_backend_t cpu = ggml_backend_dev_init(cpu_dev, nullptr);
-    if (cpu == nullptr) return fail(PALI_ERR_BACKEND, "could not start the ggml CPU backend");
-    backends.push_back(cpu);
-    auto set_threads = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu_dev),
-                                                                                         "ggml_backend_set_n_threads");
-    if (set_threads) set_threads(cpu, n_threads > 0 ? n_threads : pali_default_threads());
-    guard.sched = ggml_backend_sched_new(backends.data(), nullptr, (int) backends.size(), GRAPH_SIZE, false, true);
-    if (guard.sched == nullptr) return fail(PALI_ERR_BACKEND, "could not create a ggml scheduler for the mask decoder");
-
-    const size_t meta = ggml_tensor_overhead() * GRAPH_SIZE + ggml_graph_overhead_custom(GRAPH_SIZE, false);
-    std::vector<uint8_t> meta_buf(meta);
+    // A runner per call, so several decodes may run at once on one model.
+    graph_runner runner(device, GRAPH_SIZE, n_threads, nullptr);
     const int64_t tokens = hp.n_tokens(), pixels = (int64_t) hp.mask_size * hp.mask_size;
     for (int first = 0; first < n; first += MAX_BATCH) {
         const int count = n - first < MAX_BATCH ? n - first : MAX_BATCH;
-        ggml_init_params params = { meta, meta_buf.data(), /*no_alloc =*/ true };
-        std::unique_ptr<ggml_context, void (*)(ggml_context *)> ctx(ggml_init(params), ggml_free);
-        if (!ctx) return fail(PALI_ERR_OUT_OF_MEMORY, "could not create the mask decoder's graph");
-
-        ggml_tensor * inp = ggml_new_tensor_1d(ctx.get(), GGML_TYPE_I32, tokens * count);
-        ggml_set_name(inp, "seg_codes");
-        ggml_set_input(inp);
-        ggml_tensor * res = build_graph(ctx.get(), m, inp, count);
-        ggml_set_output(res);
-        ggml_cgraph * gf = ggml_new_graph_custom(ctx.get(), GRAPH_SIZE, false);
-        ggml_build_forward_expand(gf, res);
-
-        ggml_backend_sched_reset(guard.sched);
-        if (!ggml_backend_sched_alloc_graph(guard.sched, gf)) {
-            return fail(PALI_ERR_OUT_OF_MEMORY, "could not allocate the mask decoder's compute buffers");
-        }
-        ggml_backend_tensor_set(inp, codes + first * tokens, 0, ggml_nbytes(inp));
-        const ggml_status status = ggml_backend_sched_graph_compute(guard.sched, gf);
-        if (status != GGML_STATUS_SUCCESS) {
-            return fail(status == GGML_STATUS_ABORTED ? PALI_ERR_ABORTED : PALI_ERR_BACKEND, "the mask decoder's graph failed to run");
-        }
-        ggml_backend_tensor_get(res, out + first * pixels, 0, ggml_nbytes(res));
+        ggml_tensor * inp = nullptr;
+        const int32_t status = runner.run(
+            "the mask decoder",
+            [&](ggml_context * ctx) {
+                inp = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, tokens * count);
+                ggml_set_name(inp, "seg_codes");
+                ggml_set_input(inp);
+                return build_graph(ctx, m, inp, count);
+            },
+            [&]() { ggml_backend_tensor_set(inp, codes + first * tokens, 0, ggml_nbytes(inp)); },
+            [&](ggml_tensor * res) { ggml_backend_tensor_get(res, out + first * pixels, 0, ggml_nbytes(res)); });
+        if (status != PALI_OK) return status;
     }
     return PALI_OK;
 }

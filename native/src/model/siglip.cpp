@@ -3,6 +3,7 @@
 #include "siglip.h"
 
 #include "../core/internal.h"
+#include "graph_runner.h"
 
 #include "ggml-alloc.h"
 
@@ -96,70 +97,24 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
 
 } // namespace
 
-vision_runner::vision_runner(const vision_model & model, ggml_backend_dev_t device) : model_(model) {
-    ggml_backend_dev_t cpu_dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    if (device != nullptr && device != cpu_dev) {
-        backends_.push_back(ggml_backend_dev_init(device, nullptr));
-    }
-    cpu_ = ggml_backend_dev_init(cpu_dev, nullptr);
-    backends_.push_back(cpu_);
-    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu_dev);
-    set_threads_ = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
-    set_abort_ = (ggml_backend_set_abort_callback_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_abort_callback");
-}
-
-vision_runner::~vision_runner() {
-    if (sched_) ggml_backend_sched_free(sched_);
-    for (ggml_backend_t b : backends_) ggml_backend_free(b);
-}
-
-int32_t vision_runner::encode(const float * pixels, int n_images, int n_threads, float * out, const volatile int32_t * abort) {
-    const auto & hp = model_.hparams;
+int32_t encode_images(const vision_model & model, ggml_backend_dev_t device, const float * pixels, int n_images, int n_threads,
+                      float * out, const volatile int32_t * abort) {
+    const auto & hp = model.hparams;
     if (n_images <= 0) return fail(PALI_ERR_INVALID_ARGUMENT, "no images to encode");
-    // The patch embedding adds about ten tensors per image (a 512-image batch overflowed fixed sizes).
-    const size_t n_tensors = 4096 + 16 * (size_t) n_images, graph_size = 8192 + 16 * (size_t) n_images;
-    if (sched_ == nullptr && cpu_ != nullptr) {
-        sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), graph_size, false, true);
-    }
-    if (sched_ == nullptr || cpu_ == nullptr) return fail(PALI_ERR_BACKEND, "could not create a ggml backend for the image encoder");
-    if (set_threads_) set_threads_(cpu_, n_threads > 0 ? n_threads : pali_default_threads());
-    if (set_abort_) {
-        // An 896 encode takes over a minute on a small CPU: let the caller stop it between graph nodes.
-        auto poll = [](void * data) { return *static_cast<const volatile int32_t *>(data) != 0; };
-        set_abort_(cpu_, abort ? +poll : nullptr, const_cast<int32_t *>(abort));
-    }
-    if (abort != nullptr && *abort != 0) return fail(PALI_ERR_ABORTED, "the image encode was aborted");
-
-    const size_t meta = ggml_tensor_overhead() * n_tensors + ggml_graph_overhead_custom(graph_size, false);
-    std::vector<uint8_t> meta_buf(meta);
-    ggml_init_params params = { meta, meta_buf.data(), /*no_alloc =*/ true };
-    ggml_context * ctx = ggml_init(params);
-    if (ctx == nullptr) return fail(PALI_ERR_OUT_OF_MEMORY, "could not create the image encoder's graph");
-
-    ggml_tensor * inp = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, hp.image_size, hp.image_size, 3, n_images);
-    ggml_set_name(inp, "pixels");
-    ggml_set_input(inp);
-    ggml_tensor * res = build_graph(ctx, model_, inp, n_images);
-    ggml_set_output(res);
-    ggml_cgraph * gf = ggml_new_graph_custom(ctx, graph_size, false);
-    ggml_build_forward_expand(gf, res);
-
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, gf)) {
-        ggml_free(ctx);
-        return fail(PALI_ERR_OUT_OF_MEMORY, "could not allocate the image encoder's compute buffers");
-    }
-    // pixels arrive as [B][3][S][S] (channel planes), which is ggml's [S, S, 3, B]
-    ggml_backend_tensor_set(inp, pixels, 0, ggml_nbytes(inp));
-    const ggml_status status = ggml_backend_sched_graph_compute(sched_, gf);
-    if (status != GGML_STATUS_SUCCESS) {
-        ggml_free(ctx);
-        const bool aborted = status == GGML_STATUS_ABORTED || (abort != nullptr && *abort != 0);
-        return fail(aborted ? PALI_ERR_ABORTED : PALI_ERR_BACKEND, aborted ? "the image encode was aborted" : "the image encoder's graph failed to run");
-    }
-    ggml_backend_tensor_get(res, out, 0, ggml_nbytes(res));
-    ggml_free(ctx);
-    return PALI_OK;
+    // The patch embedding adds about ten nodes per image (a 512-image batch overflowed a fixed size).
+    graph_runner runner(device, 8192 + 16 * (size_t) n_images, n_threads, abort);
+    ggml_tensor * inp = nullptr;
+    return runner.run(
+        "the image encode",
+        [&](ggml_context * ctx) {
+            inp = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, hp.image_size, hp.image_size, 3, n_images);
+            ggml_set_name(inp, "pixels");
+            ggml_set_input(inp);
+            return build_graph(ctx, model, inp, n_images);
+        },
+        // pixels arrive as [B][3][S][S] (channel planes), which is ggml's [S, S, 3, B]
+        [&]() { ggml_backend_tensor_set(inp, pixels, 0, ggml_nbytes(inp)); },
+        [&](ggml_tensor * res) { ggml_backend_tensor_get(res, out, 0, ggml_nbytes(res)); });
 }
 
 } // namespace pali

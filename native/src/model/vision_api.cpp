@@ -81,8 +81,7 @@ int32_t pali_vision_model_encode(const pali_vision_model * model, const float * 
                                                              std::to_string((size_t) n_images * hp.n_patches * hp.projection_dim) + " are needed");
         }
         // Compute buffers are per call, so several encodes may run at once on one model.
-        pali::vision_runner runner(model->model, model->device);
-        return runner.encode(pixels, n_images, n_threads, out, abort);
+        return pali::encode_images(model->model, model->device, pixels, n_images, n_threads, out, abort);
     });
 }
 
