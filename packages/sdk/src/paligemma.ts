@@ -4,14 +4,13 @@
  */
 import {
   AbortError,
+  Context,
   ContextOverflowError,
   DisposedError,
+  type FinishReason,
   fromNativeError,
   InvalidArgumentError,
-  loadNative,
   MaskDecoder,
-  type NativeContext,
-  NativeFinishReason,
   PaliError,
   Tensor,
   TextModel,
@@ -53,7 +52,7 @@ import {
   type TextResult,
 } from "./tasks.js";
 
-export type FinishReason = "eos" | "length" | "stop" | "aborted";
+export type { FinishReason };
 
 export interface Timings {
   imageEncodeMs: number;
@@ -100,25 +99,17 @@ export interface ModelInfo {
   device: string;
 }
 
-const finishReasons: Record<number, FinishReason> = {
-  [NativeFinishReason.eos]: "eos",
-  [NativeFinishReason.length]: "length",
-  [NativeFinishReason.stop]: "stop",
-  [NativeFinishReason.aborted]: "aborted",
-};
-
 export class PaliGemma {
   readonly info: ModelInfo;
   readonly tokenizer: Tokenizer;
   #text: TextModel;
   #vision: VisionModel;
-  #context: NativeContext;
+  #context: Context;
   #files: ModelFiles;
   #threads: number;
   #decoding: ImageDecoding;
   #queue: Promise<unknown> = Promise.resolve();
   #disposed = false;
-  #active: NativeContext | undefined;
   #maxBeams: number;
   #maskDecoder: MaskDecoder | undefined;
   #maxPromptTokens: number;
@@ -127,7 +118,7 @@ export class PaliGemma {
     files: ModelFiles,
     text: TextModel,
     vision: VisionModel,
-    context: NativeContext,
+    context: Context,
     contextSize: number,
     threads: number,
     decoding: ImageDecoding,
@@ -185,13 +176,13 @@ export class PaliGemma {
       vision = await VisionModel.load(files.mmproj.path, { gpu: o.gpu });
       const maskDecoderPath = o.maskDecoder ?? (await findMaskDecoder(resolved.model));
       if (maskDecoderPath) maskDecoder = await MaskDecoder.load(maskDecoderPath, { gpu: o.gpu });
-      const context = await loadNative().Context.create(text.handle, {
-        nCtx: contextSize,
+      const context = await Context.create(text, {
+        contextSize,
         threads,
-        flashAttn: o.flashAttention,
+        flashAttention: o.flashAttention,
         kvF32: o.kvF32,
-        beamsMax: o.maxBeams,
-        nUbatch: Math.min(contextSize, files.imageTokenCount + o.maxPromptTokens + 2),
+        maxBeams: o.maxBeams,
+        batchSize: Math.min(contextSize, files.imageTokenCount + o.maxPromptTokens + 2),
       });
       return new PaliGemma(
         files,
@@ -417,10 +408,10 @@ export class PaliGemma {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#active?.abort(true);
-    this.#vision.dispose(); // aborts an image encode in flight; its weights go when it has stopped
-    await this.#queue.catch(() => {});
+    // Work in flight is aborted; each handle frees itself once its work has stopped.
     this.#context.dispose();
+    this.#vision.dispose();
+    await this.#queue.catch(() => {});
     this.#maskDecoder?.dispose();
     this.#text.dispose();
   }
@@ -463,17 +454,14 @@ export class PaliGemma {
   }
 
   /** Runs `work` alone on the context, wiring abort and disposal to it. */
-  #exclusive<T>(signal: AbortSignal | undefined, work: (context: NativeContext) => Promise<T>): Promise<T> {
+  #exclusive<T>(signal: AbortSignal | undefined, work: (context: Context) => Promise<T>): Promise<T> {
     this.#live();
     const run = this.#queue.then(async () => {
       this.#live();
       throwIfAborted(signal);
       const context = this.#context;
-      const onAbort = () => context.abort(true);
-      signal?.addEventListener("abort", onAbort);
-      this.#active = context;
       try {
-        const result = await work(context);
+        const result = await context.run(signal, () => work(context));
         if (this.#disposed) throw new DisposedError("This PaliGemma model");
         throwIfAborted(signal);
         return result;
@@ -481,10 +469,6 @@ export class PaliGemma {
         if (this.#disposed) throw new DisposedError("This PaliGemma model");
         if (signal?.aborted) throw new AbortError("The request was aborted", { cause: signal.reason });
         throw error instanceof PaliError ? error : fromNativeError(error, "The request failed");
-      } finally {
-        signal?.removeEventListener("abort", onAbort);
-        this.#active = undefined;
-        context.abort(false);
       }
     });
     this.#queue = run.catch(() => {});
@@ -492,7 +476,7 @@ export class PaliGemma {
   }
 
   async #beamSearch(
-    context: NativeContext,
+    context: Context,
     r: ReturnType<typeof validateGenerate>,
     onChunk: (chunk: StreamChunk) => void,
     started: number,
@@ -503,7 +487,7 @@ export class PaliGemma {
     for (const [i, token] of result.tokens.entries())
       onChunk({ text: decoder.push(token), token, logprob: result.logprobs[i] as number });
     const t = context.timings();
-    const finishReason = finishReasons[result.finishReason] ?? "length";
+    const finishReason = result.finishReason;
     return {
       text: this.tokenizer.decode(Array.from(result.tokens)),
       tokens: result.tokens,
@@ -558,7 +542,7 @@ export class PaliGemma {
           piece = piece.slice(0, Math.max(0, piece.length - (text.length - cut)));
           text = text.slice(0, cut);
           stopped = true;
-          context.abort(true);
+          context.stop();
         }
         onChunk({ text: piece, token, logprob });
       };
@@ -582,7 +566,7 @@ export class PaliGemma {
       const count = stopped ? seen : result.tokens.length;
       if (!stopped) text += decoder.flush();
       const t = context.timings();
-      let finishReason = finishReasons[result.finishReason] ?? "length";
+      let finishReason = result.finishReason;
       if (stopped) finishReason = "stop";
       else if (finishReason === "aborted" && !r.signal?.aborted && !this.#disposed) finishReason = "length";
       const timings: Timings = {
