@@ -198,7 +198,6 @@ struct pali_vision_model_info {
     int32_t     n_head;
     int32_t     projection_dim;
     float       layer_norm_eps;
-    bool        has_mask_decoder;
     uint64_t    size_bytes;
     const char * device;
 };

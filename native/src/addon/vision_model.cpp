@@ -64,7 +64,6 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         o.Set("heads", vi.n_head);
         o.Set("projectionDim", vi.projection_dim);
         o.Set("layerNormEps", vi.layer_norm_eps);
-        o.Set("hasMaskDecoder", vi.has_mask_decoder);
         o.Set("sizeBytes", Napi::Number::New(env, (double) vi.size_bytes));
         o.Set("device", vi.device);
         return o;

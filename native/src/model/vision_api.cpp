@@ -63,7 +63,6 @@ int32_t pali_vision_model_get_info(const pali_vision_model * model, struct pali_
     out->n_head            = hp.n_head;
     out->projection_dim    = hp.projection_dim;
     out->layer_norm_eps    = hp.eps;
-    out->has_mask_decoder  = hp.has_mask_decoder;
     out->size_bytes        = model->model.buffer ? ggml_backend_buffer_get_size(model->model.buffer) : 0;
     out->device            = ggml_backend_dev_name(model->device);
     return PALI_OK;

@@ -87,12 +87,16 @@ int32_t load_vision_model(const char * path, ggml_backend_dev_t device, vision_m
     m.ctx = meta;
 
     gguf_checker l("mmproj", path, gguf.get(), meta);
-    m.hparams.has_mask_decoder = false;
-    if (!read_hparams(l, m.hparams, m.name) || !l.get_optional_bool("paligemma.has_mask_decoder", m.hparams.has_mask_decoder) ||
+    // paligemma.has_mask_decoder (false in files of earlier versions) is checked but means nothing now.
+    bool bundled_mask_decoder = false;
+    if (!read_hparams(l, m.hparams, m.name) || !l.get_optional_bool("paligemma.has_mask_decoder", bundled_mask_decoder) ||
         !bind_tensors(l, m)) {
         return fail(PALI_ERR_MODEL_FORMAT, l.message());
     }
-    if (l.used() != gguf_get_n_tensors(gguf.get()) && !m.hparams.has_mask_decoder) {
+    if (bundled_mask_decoder) {
+        return fail(PALI_ERR_MODEL_FORMAT, std::string("invalid mmproj file ") + path + ": the mask decoder goes in its own file (pali convert --seg-vae)");
+    }
+    if (l.used() != gguf_get_n_tensors(gguf.get())) {
         return fail(PALI_ERR_MODEL_FORMAT, std::string("invalid mmproj file ") + path + ": it holds tensors pali does not know");
     }
 

@@ -19,7 +19,6 @@ struct vision_hparams {
     int32_t projection_dim = 0;
     int32_t n_patches = 0;  // (image_size / patch_size)^2
     float   eps = 1e-6f;
-    bool    has_mask_decoder = false;
 };
 
 struct vision_layer {

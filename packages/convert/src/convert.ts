@@ -210,7 +210,6 @@ function mmprojMetadata(spec: PaliGemmaSpec, name: string, type: MmprojType): [s
     ["clip.vision.projection_dim", u32(spec.projectionDim)],
     ["clip.vision.image_mean", half],
     ["clip.vision.image_std", half],
-    ["paligemma.has_mask_decoder", { type: "bool", value: false }],
     ...paligemmaMetadata(spec),
   ];
 }

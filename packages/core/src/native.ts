@@ -58,7 +58,6 @@ export interface NativeVisionModelInfo {
   heads: number;
   projectionDim: number;
   layerNormEps: number;
-  hasMaskDecoder: boolean;
   sizeBytes: number;
   /** the ggml device holding the weights, e.g. "CPU" */
   device: string;

@@ -149,6 +149,14 @@ describe("hostile model files", () => {
     expect(await codeOf(PaliGemma.load({ model: files.model, mmproj: path }))).toBe("ERR_MODEL_FORMAT");
   });
 
+  it("paligemma.has_mask_decoder = true (a bundled mask decoder, no longer supported) is refused with what to do", async () => {
+    const bad = Buffer.from(bytes.mmproj);
+    bad.writeUInt8(1, gguf.keyField(gguf.mapGGUF(bad), "paligemma.has_mask_decoder").valueOffset);
+    expect(() => validateMmproj(parseGGUF(bad))).toThrow(/pali convert --seg-vae/);
+    const path = await write("mmproj-bundled.gguf", bad);
+    expect(await codeOf(VisionModel.load(path))).toBe("ERR_MODEL_FORMAT");
+  });
+
   it("the mask decoder refuses a wrong shape before the native loader", async () => {
     const b = Buffer.from(bytes.mask);
     b.writeUInt32LE(7, gguf.keyField(gguf.mapGGUF(b), "paligemma.mask.grid_size").valueOffset);

@@ -5,7 +5,7 @@
 import { UnsupportedModelError } from "../errors.js";
 import { keyError, optionalBool, optionalString, optionalU32, requireF32, requireString, requireU32 } from "../gguf/keys.js";
 import type { GGUFFile } from "../gguf/reader.js";
-import { checkKeys, checkTensors, type ExpectedTensor, formatError } from "./common.js";
+import { checkKeys, checkTensors, type ExpectedTensor } from "./common.js";
 
 export interface MmprojHparams {
   imageSize: number;
@@ -15,7 +15,6 @@ export interface MmprojHparams {
   layers: number;
   heads: number;
   projectionDim: number;
-  hasMaskDecoder: boolean;
 }
 
 // The C++ loader reads these as i32 or u32 in 1 .. 2^24.
@@ -59,7 +58,14 @@ export function validateMmproj(file: GGUFFile): MmprojHparams {
       throw keyError(file, key, "should be an array of 3 f32");
     }
   }
-  const hasMaskDecoder = optionalBool(file, "paligemma.has_mask_decoder") ?? false;
+  // Files of earlier pali versions say false here; the mask decoder lives in its own file.
+  if (optionalBool(file, "paligemma.has_mask_decoder") === true) {
+    throw keyError(
+      file,
+      "paligemma.has_mask_decoder",
+      "is true, but pali reads the mask decoder from its own file: convert it with pali convert --seg-vae vae-oid.npz",
+    );
+  }
 
   const imageSize = requireU32(file, "clip.vision.image_size", int);
   const patchSize = requireU32(file, "clip.vision.patch_size", int);
@@ -103,19 +109,8 @@ export function validateMmproj(file: GGUFFile): MmprojHparams {
   bias("v.post_ln.bias", h);
   weight("mm.proj.weight", [h, projectionDim]);
   bias("mm.proj.bias", projectionDim);
-  if (hasMaskDecoder) {
-    // A bundled mask decoder's tensors ride along; the vision loader reads but never binds them.
-    for (const t of file.tensors) {
-      if (t.name.startsWith("mask.") && (t.type.name !== "f32" || t.shape.some((d) => d < 1))) {
-        throw formatError(file, `tensor ${t.name} should be f32 with no empty dimension`);
-      }
-    }
-    const own = { ...file, tensors: file.tensors.filter((t) => !t.name.startsWith("mask.")) };
-    checkTensors(own, m);
-  } else {
-    checkTensors(file, m);
-  }
-  return { imageSize, patchSize, embeddingLength, feedForwardLength, layers, heads, projectionDim, hasMaskDecoder };
+  checkTensors(file, m);
+  return { imageSize, patchSize, embeddingLength, feedForwardLength, layers, heads, projectionDim };
 }
 
 /** The types vision_loader.cpp's gguf_checker accepts for weights. */
