@@ -10,6 +10,7 @@ export * from "./mask-decoder.js";
 export * from "./model-format/index.js";
 export type * from "./native.js";
 export { loadNative, NativeFinishReason, nativeBinaryPath } from "./native.js";
+export * from "./pixels.js";
 export * from "./quantize.js";
 export * from "./system.js";
 export * from "./tensor.js";

@@ -10,8 +10,8 @@ import {
   expectOneOf,
   ImageDecodeError,
   InvalidArgumentError,
-  loadNative,
   optional,
+  resizeAndNormalize,
 } from "@pali/core";
 import sharp from "sharp";
 
@@ -137,8 +137,6 @@ export async function decodeImage(
 }
 
 /** [3][size][size] floats in [-1, 1], exactly as transformers' PIL-backed SiglipImageProcessor makes them. */
-export async function preprocessImage(image: RgbImage, size: number): Promise<Float32Array> {
-  const out = new Float32Array(3 * size * size);
-  await loadNative().preprocessImage(image.rgb, image.width, image.height, size, out);
-  return out;
+export function preprocessImage(image: RgbImage, size: number): Promise<Float32Array> {
+  return resizeAndNormalize(image.rgb, image.width, image.height, size);
 }
