@@ -9,7 +9,7 @@ export * from "./handle.js";
 export * from "./mask-decoder.js";
 export * from "./model-format/index.js";
 export type * from "./native.js";
-export { loadNative, NativeFinishReason, nativeBinaryPath } from "./native.js";
+export { loadNative, nativeBinaryPath } from "./native.js";
 export * from "./pixels.js";
 export * from "./quantize.js";
 export * from "./system.js";

@@ -92,12 +92,9 @@ export interface NativeTimings {
   decodedTokens: number;
 }
 
-/** pali.h `enum pali_finish_reason` */
-export const NativeFinishReason = { eos: 0, length: 1, stop: 2, aborted: 3 } as const;
-
 /**
- * One request at a time over a TextModel (KV cache, buffers). The TextModel must stay undisposed while a
- * context exists; the SDK disposes contexts first.
+ * One request at a time over a TextModel (KV cache, buffers). A context leases the model's weights: the
+ * model's dispose() frees them only after its last context (core's Context wraps this).
  */
 export interface NativeContext {
   prefill(imageEmbeddings: Float32Array, imageTokens: number, textIds: Int32Array): Promise<void>;
