@@ -4,7 +4,7 @@ export * from "./download.js";
 export * from "./errors.js";
 export * from "./http.js";
 export * from "./listing.js";
-export { lockHolder } from "./lock.js";
+export { lockHolder, pidAlive } from "./lock.js";
 export * from "./pull.js";
 export * from "./registry.js";
 export * from "./resolve.js";

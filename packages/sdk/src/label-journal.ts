@@ -9,6 +9,7 @@ import { type FileHandle, open, readFile, rename, rm, stat, truncate, writeFile 
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { InvalidArgumentError, PaliError } from "@pali/core";
+import { pidAlive } from "@pali/hub";
 import type { LabelPlan, LabelRecord } from "./label.js";
 
 export interface LabelJournalOptions {
@@ -18,16 +19,6 @@ export interface LabelJournalOptions {
 
 function ioError(message: string, cause: unknown): PaliError {
   return new PaliError("ERR_IO", `${message}: ${(cause as Error).message}`, { cause });
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Locks this process holds: a second journal on the same file in the same process is refused too. */
