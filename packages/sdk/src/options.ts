@@ -50,6 +50,11 @@ export interface LoadOptions {
   maskDecoder?: string;
   /** the most beams a request may ask for (default 4); each beam needs room for its answer in the context */
   maxBeams?: number;
+  /**
+   * requests decoded together (continuous batching: each has its own KV sequence, and the decode steps of
+   * all active requests run as one batch); default "auto" (see defaultParallel). 1 serves requests in turn.
+   */
+  parallel?: number | "auto";
   /** images larger than this many pixels are refused before decoding (default like sharp's) */
   pixelLimit?: number;
   /**
@@ -126,6 +131,7 @@ export function validateLoad(options: unknown) {
       expectOneOf(v, "colorManagement", ["stored", "convert"] as const),
     ),
     maxBeams: optional(o.maxBeams, 4, (v) => expectInteger(v, "maxBeams", 1, 16)),
+    parallel: optional(o.parallel, "auto" as number | "auto", (v) => (v === "auto" ? v : expectInteger(v, "parallel", 1, 64))),
     maskDecoder: optional(o.maskDecoder, undefined as string | undefined, (v) => expectNonEmptyString(v, "maskDecoder")),
     signal: expectAbortSignal(o.signal, "signal"),
   };

@@ -97,6 +97,8 @@ export interface ModelInfo {
   model: string;
   mmproj: string;
   device: string;
+  /** requests decoded together (LoadOptions.parallel, resolved) */
+  parallel: number;
 }
 
 export class PaliGemma {
@@ -125,6 +127,7 @@ export class PaliGemma {
     maxBeams: number,
     maskDecoder: MaskDecoder | undefined,
     maxPromptTokens: number,
+    parallel: number,
   ) {
     this.#maxPromptTokens = maxPromptTokens;
     this.#maxBeams = maxBeams;
@@ -147,6 +150,7 @@ export class PaliGemma {
       model: files.model.path,
       mmproj: files.mmproj.path,
       device: vinfo.device,
+      parallel,
     };
   }
 
@@ -195,6 +199,7 @@ export class PaliGemma {
         o.maxBeams,
         maskDecoder,
         o.maxPromptTokens,
+        1,
       );
     } catch (error) {
       maskDecoder?.dispose();
