@@ -228,6 +228,7 @@ struct pali_context_params {
     bool    kv_f32;     // f32 KV cache (exact parity) instead of f16
     int32_t n_beams_max; // beam search up to this many beams (1: none)
     int32_t n_ubatch;    // the longest prefix (image tokens + prompt), which runs as one batch; 0: n_ctx
+    int32_t n_parallel;  // sequences for pali_context_seq_* (continuous batching), each with n_ctx positions; 1: one
 };
 
 PALI_API struct pali_context_params pali_context_default_params(void);
@@ -280,6 +281,30 @@ PALI_API int32_t pali_context_beam_search(pali_context * ctx, int32_t n_beams, f
 
 // Teacher-forced log-probabilities of suffix (its tokens, normally ending with <eos>) after the prefix.
 PALI_API int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n, float * logprobs);
+
+// ---- continuous batching: many requests on one context, each in its own sequence ---------------------
+// Sequences 0 .. n_parallel-1 share the KV cache. A request's prefix runs alone (bidirectional, as
+// pali_context_prefill), then the next tokens of all active requests decode together, one llama_decode per
+// step; requests join and leave between steps. The whole-context calls above (prefill, generate, beam
+// search, score) need every sequence released. Calls on one context must not overlap.
+
+// Clears seq and runs its prefix. With params, samples the first answer token (token, logprob) and keeps
+// the sampler for later steps; without (NULL), copies the last logits into logits (n_vocab floats, may be
+// NULL; else n_logits must be n_vocab) for scoring or inspection.
+PALI_API int32_t pali_context_seq_prefill(pali_context * ctx, int32_t seq, const float * image_embd, int32_t n_image, const int32_t * text_ids,
+                                          int32_t n_text, const struct pali_generate_params * params, int32_t * token, float * logprob,
+                                          float * logits, int32_t n_logits);
+
+// One decode step: appends tokens[i] to seqs[i] (distinct, active) in one llama_decode, then samples each
+// sequence's next token into out_tokens[i] with its log-probability.
+PALI_API int32_t pali_context_seq_step(pali_context * ctx, int32_t n, const int32_t * seqs, const int32_t * tokens, int32_t * out_tokens,
+                                       float * out_logprobs);
+
+// Teacher-forced log-probabilities of suffix after seq's prefix (run with params NULL just before).
+PALI_API int32_t pali_context_seq_score(pali_context * ctx, int32_t seq, const int32_t * suffix, int32_t n, float * logprobs);
+
+// Frees seq's cache cells and sampler. Idempotent.
+PALI_API void    pali_context_seq_release(pali_context * ctx, int32_t seq);
 
 struct pali_timings {
     double  prefill_ms;

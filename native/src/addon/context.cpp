@@ -28,6 +28,10 @@ class Context : public Napi::ObjectWrap<Context> {
             InstanceMethod("generate", &Context::Generate),
             InstanceMethod("score", &Context::Score),
             InstanceMethod("beamSearch", &Context::BeamSearch),
+            InstanceMethod("seqPrefill", &Context::SeqPrefill),
+            InstanceMethod("seqStep", &Context::SeqStep),
+            InstanceMethod("seqScore", &Context::SeqScore),
+            InstanceMethod("seqRelease", &Context::SeqRelease),
             InstanceMethod("abort", &Context::Abort),
             InstanceMethod("timings", &Context::Timings),
             InstanceMethod("dispose", &Context::Dispose),
@@ -72,6 +76,7 @@ class Context : public Napi::ObjectWrap<Context> {
         p.kv_f32 = o.Get("kvF32").As<Napi::Boolean>().Value();
         p.n_beams_max = o.Get("beamsMax").As<Napi::Number>().Int32Value();
         p.n_ubatch = o.Get("nUbatch").As<Napi::Number>().Int32Value();
+        if (o.Has("nParallel")) p.n_parallel = o.Get("nParallel").As<Napi::Number>().Int32Value();
         auto slot = std::make_shared<pali_context *>(nullptr);
         auto model_ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info[0]));
         return run_async(
@@ -116,15 +121,7 @@ class Context : public Napi::ObjectWrap<Context> {
         pali_context * ctx = live(env);
         Napi::Object o = info[0].As<Napi::Object>();
         auto state = std::make_shared<GenerateState>();
-        state->params = pali_generate_default_params();
-        state->params.max_tokens = o.Get("maxTokens").As<Napi::Number>().Int32Value();
-        state->params.temperature = o.Get("temperature").As<Napi::Number>().FloatValue();
-        state->params.top_k = o.Get("topK").As<Napi::Number>().Int32Value();
-        state->params.top_p = o.Get("topP").As<Napi::Number>().FloatValue();
-        state->params.min_p = o.Get("minP").As<Napi::Number>().FloatValue();
-        state->params.repeat_penalty = o.Get("repeatPenalty").As<Napi::Number>().FloatValue();
-        state->params.repeat_last_n = o.Get("repeatLastN").As<Napi::Number>().Int32Value();
-        state->params.seed = o.Get("seed").As<Napi::Number>().Uint32Value();
+        state->params = generate_params(o);
         if (info.Length() > 1 && info[1].IsFunction()) {
             state->tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "pali-tokens", 0, 1);
             state->has_tsfn = true;
@@ -147,6 +144,103 @@ class Context : public Napi::ObjectWrap<Context> {
                 r.Set("finishReason", state->finish_reason);
                 return r;
             });
+    }
+
+    static pali_generate_params generate_params(Napi::Object o) {
+        pali_generate_params p = pali_generate_default_params();
+        p.max_tokens = o.Get("maxTokens").As<Napi::Number>().Int32Value();
+        p.temperature = o.Get("temperature").As<Napi::Number>().FloatValue();
+        p.top_k = o.Get("topK").As<Napi::Number>().Int32Value();
+        p.top_p = o.Get("topP").As<Napi::Number>().FloatValue();
+        p.min_p = o.Get("minP").As<Napi::Number>().FloatValue();
+        p.repeat_penalty = o.Get("repeatPenalty").As<Napi::Number>().FloatValue();
+        p.repeat_last_n = o.Get("repeatLastN").As<Napi::Number>().Int32Value();
+        p.seed = o.Get("seed").As<Napi::Number>().Uint32Value();
+        return p;
+    }
+
+    // seqPrefill(seq, imageEmbd, nImage, textIds, params | null, logitsOut | null) -> Promise<{ token, logprob } | undefined>
+    Napi::Value SeqPrefill(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        pali_context * ctx = live(env);
+        const int32_t seq = info[0].As<Napi::Number>().Int32Value();
+        Napi::Float32Array embd = info[1].As<Napi::Float32Array>();
+        const int32_t n_image = info[2].As<Napi::Number>().Int32Value();
+        Napi::Int32Array ids = info[3].As<Napi::Int32Array>();
+        const bool sampling = info[4].IsObject();
+        auto params = std::make_shared<pali_generate_params>(sampling ? generate_params(info[4].As<Napi::Object>()) : pali_generate_default_params());
+        float * logits = nullptr;
+        int32_t n_logits = 0;
+        if (info[5].IsTypedArray()) {
+            Napi::Float32Array out = info[5].As<Napi::Float32Array>();
+            logits = out.Data();
+            n_logits = (int32_t) out.ElementLength();
+        }
+        auto keep = std::make_shared<std::vector<Napi::Reference<Napi::Value>>>();
+        for (int i : { 1, 3, 5 }) {
+            if (info[i].IsObject()) keep->push_back(Napi::Persistent(info[i]));
+        }
+        keep->push_back(Napi::Persistent(info.This()));
+        struct first { int32_t token = 0; float logprob = 0.0f; };
+        auto r = std::make_shared<first>();
+        const float * e = embd.Data();
+        const int32_t * t = ids.Data();
+        const int32_t n_text = (int32_t) ids.ElementLength();
+        return run_async(
+            env,
+            [=]() { return pali_context_seq_prefill(ctx, seq, e, n_image, t, n_text, sampling ? params.get() : nullptr, &r->token, &r->logprob, logits, n_logits); },
+            [keep, r, sampling](Napi::Env en) -> Napi::Value {
+                if (!sampling) return en.Undefined();
+                Napi::Object o = Napi::Object::New(en);
+                o.Set("token", r->token);
+                o.Set("logprob", r->logprob);
+                return o;
+            });
+    }
+
+    // seqStep(seqs: Int32Array, tokens: Int32Array, outTokens: Int32Array, outLogprobs: Float32Array) -> Promise<void>
+    Napi::Value SeqStep(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        pali_context * ctx = live(env);
+        Napi::Int32Array seqs = info[0].As<Napi::Int32Array>();
+        Napi::Int32Array tokens = info[1].As<Napi::Int32Array>();
+        Napi::Int32Array out_tokens = info[2].As<Napi::Int32Array>();
+        Napi::Float32Array out_logprobs = info[3].As<Napi::Float32Array>();
+        const int32_t n = (int32_t) seqs.ElementLength();
+        if (tokens.ElementLength() != (size_t) n || out_tokens.ElementLength() < (size_t) n || out_logprobs.ElementLength() < (size_t) n) {
+            throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "seqs, tokens and the outputs must have the same length");
+        }
+        auto keep = std::make_shared<std::vector<Napi::Reference<Napi::Value>>>();
+        for (int i = 0; i < 4; i++) keep->push_back(Napi::Persistent(info[i]));
+        keep->push_back(Napi::Persistent(info.This()));
+        const int32_t * s = seqs.Data();
+        const int32_t * t = tokens.Data();
+        int32_t * ot = out_tokens.Data();
+        float * ol = out_logprobs.Data();
+        return run_async(env, [=]() { return pali_context_seq_step(ctx, n, s, t, ot, ol); }, [keep](Napi::Env e) { return e.Undefined(); });
+    }
+
+    // seqScore(seq, suffix: Int32Array, out: Float32Array) -> Promise<void>
+    Napi::Value SeqScore(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        pali_context * ctx = live(env);
+        const int32_t seq = info[0].As<Napi::Number>().Int32Value();
+        Napi::Int32Array suffix = info[1].As<Napi::Int32Array>();
+        Napi::Float32Array out = info[2].As<Napi::Float32Array>();
+        if (out.ElementLength() < suffix.ElementLength()) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "out is too small");
+        auto keep = std::make_shared<std::vector<Napi::Reference<Napi::Value>>>();
+        for (int i = 1; i < 3; i++) keep->push_back(Napi::Persistent(info[i]));
+        keep->push_back(Napi::Persistent(info.This()));
+        const int32_t * s = suffix.Data();
+        float * o = out.Data();
+        const int32_t n = (int32_t) suffix.ElementLength();
+        return run_async(env, [=]() { return pali_context_seq_score(ctx, seq, s, n, o); }, [keep](Napi::Env e) { return e.Undefined(); });
+    }
+
+    // seqRelease(seq) -> void (cheap: tags cells free)
+    Napi::Value SeqRelease(const Napi::CallbackInfo & info) {
+        if (ctx_ != nullptr) pali_context_seq_release(ctx_, info[0].As<Napi::Number>().Int32Value());
+        return info.Env().Undefined();
     }
 
     struct GenerateState {

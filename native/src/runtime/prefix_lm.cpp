@@ -45,6 +45,10 @@ inline float exp_nonpositive(float x) {
     return p * scale;
 }
 
+} // namespace
+
+namespace pali {
+
 // log(softmax(logits))[token], over the full vocabulary. Blocks of 1024 are summed in 16 float lanes, the
 // blocks in double: the sum stays within 1e-7 of a double-precision one.
 float token_logprob(const float * logits, int32_t n_vocab, int32_t token) {
@@ -63,6 +67,106 @@ float token_logprob(const float * logits, int32_t n_vocab, int32_t token) {
     for (; i < n_vocab; i++) sum += exp_nonpositive(logits[i] - max);
     return (float) ((double) logits[token] - max - std::log(sum));
 }
+
+llama_sampler * make_sampler(const pali_generate_params & params, int32_t n_vocab) {
+    llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+    if (params.repeat_penalty != 1.0f) {
+        llama_sampler_chain_add(chain, llama_sampler_init_penalties(n_vocab, params.repeat_last_n, params.repeat_penalty, 0.0f, 0.0f));
+    }
+    if (params.temperature <= 0.0f) {
+        llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+    } else {
+        if (params.top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(params.top_k));
+        if (params.top_p < 1.0f) llama_sampler_chain_add(chain, llama_sampler_init_top_p(params.top_p, 1));
+        if (params.min_p > 0.0f) llama_sampler_chain_add(chain, llama_sampler_init_min_p(params.min_p, 1));
+        llama_sampler_chain_add(chain, llama_sampler_init_temp(params.temperature));
+        llama_sampler_chain_add(chain, llama_sampler_init_dist(params.seed));
+    }
+    return chain;
+}
+
+bool is_plain_greedy(const pali_generate_params & params) { return params.temperature <= 0.0f && params.repeat_penalty == 1.0f; }
+
+int32_t argmax(const float * logits, int32_t n_vocab) {
+    // The first maximal index, as torch.argmax does on CPU; a plain scan skips the sampler's candidate array
+    // (257k entries a token).
+    int32_t token = 0;
+    for (int32_t t = 1; t < n_vocab; t++) token = logits[t] > logits[token] ? t : token;
+    return token;
+}
+
+int32_t decode_prefix(pali_context * ctx, llama_seq_id seq, const float * image_embd, int32_t n_image, const int32_t * text_ids, int32_t n_text) {
+    const int32_t d = ctx->model->n_embd;
+    const int32_t n = n_image + n_text;
+    llama_batch batch = llama_batch_init(n, d, 1);
+    batch.n_tokens = n;
+    // libllama's Gemma graphs multiply every input row by sqrt(D). Text rows are the token embeddings,
+    // which HF scales the same way; image rows enter HF's decoder unscaled, so divide them first.
+    const float inv_scale = 1.0f / std::sqrt((float) d);
+    for (int32_t i = 0; i < n_image; i++) {
+        for (int32_t j = 0; j < d; j++) batch.embd[(size_t) i * d + j] = image_embd[(size_t) i * d + j] * inv_scale;
+    }
+    int32_t status = read_token_embeddings(*ctx->model, text_ids, n_text, batch.embd + (size_t) n_image * d);
+    if (status != PALI_OK) {
+        llama_batch_free(batch);
+        return status;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        batch.pos[i] = i + 1;
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = seq;
+        batch.logits[i] = i == n - 1;
+    }
+    llama_set_causal_attn(ctx->lctx, false);
+    const int32_t ret = llama_decode(ctx->lctx, batch);
+    llama_set_causal_attn(ctx->lctx, true);
+    llama_batch_free(batch);
+    return decode_status(ret, ctx);
+}
+
+int32_t score_suffix(pali_context * ctx, llama_seq_id seq, int32_t & n_past, const int32_t * suffix, int32_t n, float * logprobs) {
+    const int32_t n_vocab = ctx->model->n_vocab;
+    // The prefix's last logits predict the first suffix token.
+    logprobs[0] = token_logprob(llama_get_logits_ith(ctx->lctx, -1), n_vocab, suffix[0]);
+    // The rest as causal batches of at most MAX_OUTPUTS tokens (all but the last suffix token are inputs).
+    for (int32_t start = 0; start < n - 1; start += MAX_OUTPUTS) {
+        const int32_t count = std::min(MAX_OUTPUTS, n - 1 - start);
+        llama_batch batch = llama_batch_init(count, 0, 1);
+        batch.n_tokens = count;
+        for (int32_t i = 0; i < count; i++) {
+            batch.token[i] = suffix[start + i];
+            batch.pos[i] = n_past + 1 + i;
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = seq;
+            batch.logits[i] = 1;
+        }
+        const int32_t ret = llama_decode(ctx->lctx, batch);
+        llama_batch_free(batch);
+        const int32_t status = decode_status(ret, ctx);
+        if (status != PALI_OK) return status;
+        n_past += count;
+        for (int32_t i = 0; i < count; i++) {
+            logprobs[start + i + 1] = token_logprob(llama_get_logits_ith(ctx->lctx, i), n_vocab, suffix[start + i + 1]);
+        }
+    }
+    return PALI_OK;
+}
+
+int32_t check_prefix(const pali_context * ctx, int32_t n) {
+    // + 1: positions start at 1, and the first answer token needs a slot
+    if (n + 2 > ctx->n_ctx) {
+        return fail(PALI_ERR_CONTEXT_OVERFLOW, "the prompt needs " + std::to_string(n) + " positions but the context holds " + std::to_string(ctx->n_ctx));
+    }
+    if (n > ctx->n_ubatch) {
+        return fail(PALI_ERR_CONTEXT_OVERFLOW, "the image and prompt take " + std::to_string(n) + " tokens but this context runs prefixes of at most " +
+                                                   std::to_string(ctx->n_ubatch));
+    }
+    return PALI_OK;
+}
+
+} // namespace pali
+
+namespace {
 
 // Without a thread pool of its own, ggml's CPU backend starts its worker threads for every graph and they
 // sleep between graphs; a persistent pool whose threads poll briefly for the next graph (llama.cpp's own
@@ -122,6 +226,7 @@ struct pali_context_params pali_context_default_params(void) {
     p.kv_f32 = false;
     p.n_beams_max = 1;
     p.n_ubatch = 0;
+    p.n_parallel = 1;
     return p;
 }
 
@@ -132,15 +237,19 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
         }
         *out = nullptr;
         llama_context_params cp = llama_context_default_params();
-        cp.n_ctx = (uint32_t) params.n_ctx;
+        if (params.n_parallel < 1 || params.n_parallel > 256) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "n_parallel must be 1 .. 256");
+        }
+        // Each sequence may use n_ctx positions: the unified cache holds all of them.
+        cp.n_ctx = (uint32_t) params.n_ctx * (uint32_t) params.n_parallel;
         // The prefix must be one ubatch: libllama's non-causal mask only spans the tokens of one ubatch. Compute
         // buffers scale with it, so it is sized for the longest prefix, not the whole context.
-        cp.n_batch = cp.n_ubatch = (uint32_t) (params.n_ubatch > 0 ? std::min(params.n_ubatch, params.n_ctx) : params.n_ctx);
+        cp.n_batch = cp.n_ubatch = (uint32_t) std::max(params.n_parallel, params.n_ubatch > 0 ? std::min(params.n_ubatch, params.n_ctx) : params.n_ctx);
         // Beams share the prefix in one unified KV cache; each beam needs two sequence ids (see beam.cpp).
-        cp.n_seq_max = (uint32_t) std::max(1, 2 * params.n_beams_max);
+        cp.n_seq_max = (uint32_t) std::max(params.n_parallel, 2 * params.n_beams_max);
         // libllama sizes the logits buffer for this many rows of n_vocab floats (257216 for PaliGemma):
         // n_batch rows would cost gigabytes. Generation needs one row per beam; scoring runs in chunks.
-        cp.n_outputs_max = (uint32_t) std::max(MAX_OUTPUTS, params.n_beams_max);
+        cp.n_outputs_max = (uint32_t) std::max({ MAX_OUTPUTS, params.n_beams_max, params.n_parallel });
         cp.kv_unified = true;
         const int32_t threads = params.n_threads > 0 ? params.n_threads : pali_default_threads();
         cp.n_threads = cp.n_threads_batch = threads;
@@ -151,6 +260,7 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
         ctx->model = model;
         ctx->n_ctx = params.n_ctx;
         ctx->n_seq_max = (int32_t) cp.n_seq_max;
+        ctx->seqs.resize((size_t) params.n_parallel);
         ctx->n_ubatch = (int32_t) cp.n_ubatch;
         ctx->lctx = llama_init_from_model(model->model, cp);
         if (ctx->lctx == nullptr) {
@@ -166,6 +276,7 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
 
 void pali_context_free(pali_context * ctx) {
     if (ctx == nullptr) return;
+    for (pali_sequence & s : ctx->seqs) llama_sampler_free(s.sampler);
     llama_free(ctx->lctx);
     if (ctx->threadpool != nullptr) ctx->threadpool_free(ctx->threadpool);
     delete ctx;
@@ -182,44 +293,14 @@ int32_t pali_context_prefill(pali_context * ctx, const float * image_embd, int32
         }
         const pali::quiet_when_aborted quiet(ctx->abort);
         const int32_t n = n_image + n_text;
-        // + 1: positions start at 1, and the first answer token needs a slot
-        if (n + 2 > ctx->n_ctx) {
-            return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the prompt needs " + std::to_string(n) + " positions but the context holds " + std::to_string(ctx->n_ctx));
-        }
-        if (n > ctx->n_ubatch) {
-            return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the image and prompt take " + std::to_string(n) + " tokens but this context runs prefixes of at most " +
-                                                             std::to_string(ctx->n_ubatch));
-        }
+        int32_t status = pali::check_prefix(ctx, n);
+        if (status != PALI_OK) return status;
+        if (pali::sequences_active(ctx)) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "sequences are in use: release them first");
         const auto t0 = clock_type::now();
-        const int32_t d = ctx->model->n_embd;
         llama_memory_clear(llama_get_memory(ctx->lctx), true);
         ctx->n_past = 0;
         ctx->timings = {};
-
-        llama_batch batch = llama_batch_init(n, d, 1);
-        batch.n_tokens = n;
-        // libllama's Gemma graphs multiply every input row by sqrt(D). Text rows are the token embeddings,
-        // which HF scales the same way; image rows enter HF's decoder unscaled, so divide them first.
-        const float inv_scale = 1.0f / std::sqrt((float) d);
-        for (int32_t i = 0; i < n_image; i++) {
-            for (int32_t j = 0; j < d; j++) batch.embd[(size_t) i * d + j] = image_embd[(size_t) i * d + j] * inv_scale;
-        }
-        int32_t status = pali::read_token_embeddings(*ctx->model, text_ids, n_text, batch.embd + (size_t) n_image * d);
-        if (status != PALI_OK) {
-            llama_batch_free(batch);
-            return status;
-        }
-        for (int32_t i = 0; i < n; i++) {
-            batch.pos[i] = i + 1;
-            batch.n_seq_id[i] = 1;
-            batch.seq_id[i][0] = 0;
-            batch.logits[i] = i == n - 1;
-        }
-        llama_set_causal_attn(ctx->lctx, false);
-        const int32_t ret = llama_decode(ctx->lctx, batch);
-        llama_set_causal_attn(ctx->lctx, true);
-        llama_batch_free(batch);
-        status = pali::decode_status(ret, ctx);
+        status = pali::decode_prefix(ctx, 0, image_embd, n_image, text_ids, n_text);
         if (status != PALI_OK) return status;
         ctx->n_past = n;
         ctx->timings.prefill_ms = ms_since(t0);
@@ -258,20 +339,8 @@ int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_par
         const pali::quiet_when_aborted quiet(ctx->abort);
         if (ctx->n_past == 0) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "run the prefix first");
         const int32_t n_vocab = ctx->model->n_vocab;
-        llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
-        if (params->repeat_penalty != 1.0f) {
-            llama_sampler_chain_add(chain, llama_sampler_init_penalties(n_vocab, params->repeat_last_n, params->repeat_penalty, 0.0f, 0.0f));
-        }
-        if (params->temperature <= 0.0f) {
-            llama_sampler_chain_add(chain, llama_sampler_init_greedy());
-        } else {
-            if (params->top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(params->top_k));
-            if (params->top_p < 1.0f) llama_sampler_chain_add(chain, llama_sampler_init_top_p(params->top_p, 1));
-            if (params->min_p > 0.0f) llama_sampler_chain_add(chain, llama_sampler_init_min_p(params->min_p, 1));
-            llama_sampler_chain_add(chain, llama_sampler_init_temp(params->temperature));
-            llama_sampler_chain_add(chain, llama_sampler_init_dist(params->seed));
-        }
-        const bool greedy = params->temperature <= 0.0f && params->repeat_penalty == 1.0f;
+        llama_sampler * chain = pali::make_sampler(*params, n_vocab);
+        const bool greedy = pali::is_plain_greedy(*params);
         const auto t0 = clock_type::now();
         int32_t status = PALI_OK;
         *finish_reason = PALI_FINISH_LENGTH;
@@ -283,15 +352,8 @@ int32_t pali_context_generate(pali_context * ctx, const struct pali_generate_par
                 break;
             }
             const float * logits = llama_get_logits_ith(ctx->lctx, -1);
-            // Greedy takes the first maximal index, as torch.argmax does on CPU; a plain scan skips the
-            // sampler's candidate array (257k entries a token).
-            int32_t token = 0;
-            if (greedy) {
-                for (int32_t t = 1; t < n_vocab; t++) token = logits[t] > logits[token] ? t : token;
-            } else {
-                token = llama_sampler_sample(chain, ctx->lctx, -1);
-            }
-            const float logprob = token_logprob(logits, n_vocab, token);
+            const int32_t token = greedy ? pali::argmax(logits, n_vocab) : llama_sampler_sample(chain, ctx->lctx, -1);
+            const float logprob = pali::token_logprob(logits, n_vocab, token);
             ctx->timings.n_decoded++;
             const bool is_stop = token == eos;
             if (callback != nullptr && !callback(token, logprob, user_data)) {
@@ -329,31 +391,7 @@ int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n
         for (int32_t i = 0; i < n; i++) {
             if (suffix[i] < 0 || suffix[i] >= n_vocab) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "suffix token outside the vocabulary");
         }
-        // The prefix's last logits predict the first suffix token.
-        logprobs[0] = token_logprob(llama_get_logits_ith(ctx->lctx, -1), n_vocab, suffix[0]);
-        if (n == 1) return PALI_OK;
-        // The rest as causal batches of at most MAX_OUTPUTS tokens (all but the last suffix token are inputs).
-        for (int32_t start = 0; start < n - 1; start += MAX_OUTPUTS) {
-            const int32_t count = std::min(MAX_OUTPUTS, n - 1 - start);
-            llama_batch batch = llama_batch_init(count, 0, 1);
-            batch.n_tokens = count;
-            for (int32_t i = 0; i < count; i++) {
-                batch.token[i] = suffix[start + i];
-                batch.pos[i] = ctx->n_past + 1 + i;
-                batch.n_seq_id[i] = 1;
-                batch.seq_id[i][0] = 0;
-                batch.logits[i] = 1;
-            }
-            const int32_t ret = llama_decode(ctx->lctx, batch);
-            llama_batch_free(batch);
-            const int32_t status = pali::decode_status(ret, ctx);
-            if (status != PALI_OK) return status;
-            ctx->n_past += count;
-            for (int32_t i = 0; i < count; i++) {
-                logprobs[start + i + 1] = token_logprob(llama_get_logits_ith(ctx->lctx, i), n_vocab, suffix[start + i + 1]);
-            }
-        }
-        return PALI_OK;
+        return pali::score_suffix(ctx, 0, ctx->n_past, suffix, n, logprobs);
     });
 }
 

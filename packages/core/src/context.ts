@@ -24,6 +24,8 @@ export interface ContextOptions {
   maxBeams: number;
   /** the prefix batch: image tokens + the longest prompt */
   batchSize: number;
+  /** sequences for continuous batching (seqPrefill/seqStep), each with contextSize positions; default 1 */
+  parallel?: number;
 }
 
 export type GenerateParams = NativeGenerateParams;
@@ -52,6 +54,7 @@ export class Context extends NativeHandle<NativeContext> {
         kvF32: o.kvF32,
         beamsMax: o.maxBeams,
         nUbatch: o.batchSize,
+        nParallel: o.parallel ?? 1,
       });
       return new Context(native);
     } catch (error) {
@@ -122,6 +125,36 @@ export class Context extends NativeHandle<NativeContext> {
   async beamSearch(beams: number, lengthPenalty: number, maxTokens: number): Promise<Generated> {
     const r = await this.native.beamSearch(beams, lengthPenalty, maxTokens);
     return { tokens: r.tokens, logprobs: r.logprobs, finishReason: finishReasons[r.finishReason] ?? "length" };
+  }
+
+  /**
+   * Continuous batching (see Scheduler): runs `seq`'s prefix alone. With params, returns the first sampled
+   * token; without, copies the last logits into `logits` when given (for seqScore or inspection).
+   */
+  seqPrefill(
+    seq: number,
+    imageEmbeddings: Float32Array,
+    imageTokens: number,
+    textIds: Int32Array,
+    params: GenerateParams | null,
+    logits: Float32Array | null = null,
+  ): Promise<{ token: number; logprob: number } | undefined> {
+    return this.native.seqPrefill(seq, imageEmbeddings, imageTokens, textIds, params, logits);
+  }
+
+  /** One decode step for all listed sequences together: feeds tokens[i] to seqs[i], samples their next tokens. */
+  seqStep(seqs: Int32Array, tokens: Int32Array, outTokens: Int32Array, outLogprobs: Float32Array): Promise<void> {
+    return this.native.seqStep(seqs, tokens, outTokens, outLogprobs);
+  }
+
+  /** Teacher-forced log-probabilities of `suffix` right after seqPrefill(seq, …, null). */
+  seqScore(seq: number, suffix: Int32Array, out: Float32Array): Promise<void> {
+    return this.native.seqScore(seq, suffix, out);
+  }
+
+  /** Frees a sequence's cache cells; only between calls (never while one runs). */
+  seqRelease(seq: number): void {
+    this.native.seqRelease(seq);
   }
 
   timings(): ContextTimings {

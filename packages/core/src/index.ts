@@ -12,6 +12,7 @@ export type * from "./native.js";
 export { loadNative, nativeBinaryPath } from "./native.js";
 export * from "./pixels.js";
 export * from "./quantize.js";
+export * from "./scheduler.js";
 export * from "./system.js";
 export * from "./tensor.js";
 export * from "./text-model.js";

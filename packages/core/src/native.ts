@@ -109,6 +109,17 @@ export interface NativeContext {
     lengthPenalty: number,
     maxTokens: number,
   ): Promise<{ tokens: Int32Array; logprobs: Float32Array; finishReason: number }>;
+  seqPrefill(
+    seq: number,
+    imageEmbeddings: Float32Array,
+    imageTokens: number,
+    textIds: Int32Array,
+    params: NativeGenerateParams | null,
+    logits: Float32Array | null,
+  ): Promise<{ token: number; logprob: number } | undefined>;
+  seqStep(seqs: Int32Array, tokens: Int32Array, outTokens: Int32Array, outLogprobs: Float32Array): Promise<void>;
+  seqScore(seq: number, suffix: Int32Array, out: Float32Array): Promise<void>;
+  seqRelease(seq: number): void;
   abort(abort: boolean): void;
   timings(): NativeTimings;
   dispose(): void;
@@ -117,7 +128,16 @@ export interface NativeContext {
 export interface NativeContextConstructor {
   create(
     model: NativeTextModel,
-    options: { nCtx: number; threads: number; flashAttn: boolean; kvF32: boolean; beamsMax: number; nUbatch: number },
+    options: {
+      nCtx: number;
+      threads: number;
+      flashAttn: boolean;
+      kvF32: boolean;
+      beamsMax: number;
+      nUbatch: number;
+      /** default 1 */
+      nParallel?: number;
+    },
   ): Promise<NativeContext>;
 }
 

@@ -12,6 +12,7 @@ import {
   InvalidArgumentError,
   MaskDecoder,
   PaliError,
+  Scheduler,
   Tensor,
   TextModel,
   throwIfAborted,
@@ -20,6 +21,7 @@ import {
 } from "@pali/core";
 import { resolveModel } from "@pali/hub";
 import { buildPrefixIds, buildSuffixIds, Tokenizer } from "@pali/tokenizer";
+import { type AnswerChunk, AnswerStream } from "./answer.js";
 import { decodeImage, type ImageDecoding, type ImageInput, preprocessImage } from "./image.js";
 import {
   type LabelImagesOptions,
@@ -39,6 +41,7 @@ import {
   validateLoad,
   validateScore,
 } from "./options.js";
+import { defaultParallel } from "./parallel.js";
 import {
   askTask,
   captionTask,
@@ -73,12 +76,7 @@ export interface GenerateResult {
   timings: Timings;
 }
 
-export interface StreamChunk {
-  /** the text this token completes (UTF-8 safe: bytes of an unfinished character wait) */
-  text: string;
-  token: number;
-  logprob: number;
-}
+export type StreamChunk = AnswerChunk;
 
 export interface ScoreResult {
   /** the suffix's tokens, then <eos> */
@@ -115,6 +113,10 @@ export class PaliGemma {
   #maxBeams: number;
   #maskDecoder: MaskDecoder | undefined;
   #maxPromptTokens: number;
+  /** continuous batching over #context when parallel > 1; otherwise #queue serves requests in turn */
+  #scheduler: Scheduler | undefined;
+  /** image encodes in turn (parallel > 1): concurrent ones would only split the same cores */
+  #encodeLane: Promise<unknown> = Promise.resolve();
 
   private constructor(
     files: ModelFiles,
@@ -139,6 +141,7 @@ export class PaliGemma {
     this.#threads = threads;
     this.#decoding = decoding;
     this.tokenizer = Tokenizer.fromGGUF(files.model);
+    if (parallel > 1) this.#scheduler = new Scheduler(context, parallel, this.tokenizer.eosId);
     const vinfo = vision.info();
     this.info = {
       version: files.version,
@@ -173,6 +176,8 @@ export class PaliGemma {
     // Tiny models (the demo, test fixtures) spend more on thread wake-ups and barriers than on work: the
     // demo model labels 38.5 images/s on one thread and 16.1 on two (benchmarks/README.md, labeling).
     const threads = o.threads || (files.embeddingLength <= 512 ? 1 : 0);
+    const parallel =
+      o.parallel === "auto" ? defaultParallel(files.model, { gpu: o.gpu, contextSize, kvF32: o.kvF32 }) : o.parallel;
     const text = await TextModel.load(files.model.path, { gpuLayers: o.gpu ? -1 : 0, useMmap: o.mmap });
     let vision: VisionModel | undefined;
     let maskDecoder: MaskDecoder | undefined;
@@ -187,6 +192,7 @@ export class PaliGemma {
         kvF32: o.kvF32,
         maxBeams: o.maxBeams,
         batchSize: Math.min(contextSize, files.imageTokenCount + o.maxPromptTokens + 2),
+        parallel,
       });
       return new PaliGemma(
         files,
@@ -199,7 +205,7 @@ export class PaliGemma {
         o.maxBeams,
         maskDecoder,
         o.maxPromptTokens,
-        1,
+        parallel,
       );
     } catch (error) {
       maskDecoder?.dispose();
@@ -280,7 +286,7 @@ export class PaliGemma {
   /** Teacher-forced log-probabilities of `suffix` (then <eos>) after the image and prompt, in one pass. */
   async score(request: ScoreRequest): Promise<ScoreResult> {
     const r = validateScore(request);
-    return this.#exclusive(r.signal, async (context) => {
+    const prepare = async () => {
       const { embeddings } = await this.#embeddings(r.image, r.signal);
       const prefix = this.#prefix(r.prompt);
       const suffix = buildSuffixIds(this.tokenizer, r.suffix);
@@ -290,11 +296,26 @@ export class PaliGemma {
           `The image, prompt and suffix need ${this.info.imageTokens + prefix.length + suffix.length} positions but the context holds ${this.info.contextSize}; load with a larger contextSize`,
         );
       }
-      await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
-      const out = new Float32Array(suffix.length);
-      await context.score(Int32Array.from(suffix), out);
+      return { embeddings, prefix: Int32Array.from(prefix), suffix };
+    };
+    const total = (suffix: number[], out: Float32Array) => {
       const logprobs = Array.from(out);
       return { tokens: suffix, logprobs, total: logprobs.reduce((a, b) => a + b, 0) };
+    };
+    const scheduler = this.#scheduler;
+    if (scheduler) {
+      return this.#guard(r.signal, async () => {
+        const p = await prepare();
+        const prefix = { imageEmbeddings: p.embeddings, imageTokens: this.info.imageTokens, textIds: p.prefix, signal: r.signal };
+        return total(p.suffix, await scheduler.score(prefix, Int32Array.from(p.suffix)));
+      });
+    }
+    return this.#exclusive(r.signal, async (context) => {
+      const p = await prepare();
+      await context.prefill(p.embeddings, this.info.imageTokens, p.prefix);
+      const out = new Float32Array(p.suffix.length);
+      await context.score(Int32Array.from(p.suffix), out);
+      return total(p.suffix, out);
     });
   }
 
@@ -394,11 +415,23 @@ export class PaliGemma {
   /** The logits (full vocabulary) of the first answer token after the image and prompt. */
   async nextTokenLogits(request: Omit<ScoreRequest, "suffix">): Promise<Float32Array> {
     const r = validateScore({ ...request, suffix: "" });
-    return this.#exclusive(r.signal, async (context) => {
+    const prepare = async () => {
       const { embeddings } = await this.#embeddings(r.image, r.signal);
       const prefix = this.#prefix(r.prompt);
       this.#checkPrompt(prefix);
-      await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
+      return { embeddings, prefix: Int32Array.from(prefix) };
+    };
+    const scheduler = this.#scheduler;
+    if (scheduler) {
+      return this.#guard(r.signal, async () => {
+        const p = await prepare();
+        const prefix = { imageEmbeddings: p.embeddings, imageTokens: this.info.imageTokens, textIds: p.prefix, signal: r.signal };
+        return scheduler.logits(prefix, new Float32Array(this.info.vocabSize));
+      });
+    }
+    return this.#exclusive(r.signal, async (context) => {
+      const p = await prepare();
+      await context.prefill(p.embeddings, this.info.imageTokens, p.prefix);
       const logits = new Float32Array(this.info.vocabSize);
       context.logits(logits);
       return logits;
@@ -414,9 +447,10 @@ export class PaliGemma {
     if (this.#disposed) return;
     this.#disposed = true;
     // Work in flight is aborted; each handle frees itself once its work has stopped.
+    const draining = this.#scheduler?.dispose();
     this.#context.dispose();
     this.#vision.dispose();
-    await this.#queue.catch(() => {});
+    await Promise.all([this.#queue.catch(() => {}), draining, this.#encodeLane.catch(() => {})]);
     this.#maskDecoder?.dispose();
     this.#text.dispose();
   }
@@ -454,13 +488,44 @@ export class PaliGemma {
       }
       return { embeddings: image.data, ms: 0 };
     }
-    const tensor = await this.encodeImage(image, signal ? { signal } : {});
+    const encode = () => this.encodeImage(image, signal ? { signal } : {});
+    let tensor: Tensor<"f32">;
+    if (this.#scheduler) {
+      const turn = this.#encodeLane.then(encode);
+      this.#encodeLane = turn.catch(() => {});
+      tensor = await turn;
+    } else {
+      tensor = await encode();
+    }
     return { embeddings: tensor.data, ms: performance.now() - t0 };
+  }
+
+  /** What a failed request throws: ERR_DISPOSED after dispose(), ERR_ABORTED after its signal, else a PaliError. */
+  #failure(error: unknown, signal: AbortSignal | undefined): unknown {
+    if (this.#disposed) return new DisposedError("This PaliGemma model");
+    if (signal?.aborted) return new AbortError("The request was aborted", { cause: signal.reason });
+    return error instanceof PaliError ? error : fromNativeError(error, "The request failed");
+  }
+
+  /** A batched request (parallel > 1): `work` queues itself on the scheduler; errors are mapped here. */
+  async #guard<T>(signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    this.#live();
+    throwIfAborted(signal);
+    try {
+      const result = await work();
+      if (this.#disposed) throw new DisposedError("This PaliGemma model");
+      throwIfAborted(signal);
+      return result;
+    } catch (error) {
+      throw this.#failure(error, signal);
+    }
   }
 
   /** Runs `work` alone on the context, wiring abort and disposal to it. */
   #exclusive<T>(signal: AbortSignal | undefined, work: (context: Context) => Promise<T>): Promise<T> {
     this.#live();
+    const scheduler = this.#scheduler;
+    if (scheduler) return this.#guard(signal, () => scheduler.exclusive(signal, work));
     const run = this.#queue.then(async () => {
       this.#live();
       throwIfAborted(signal);
@@ -471,9 +536,7 @@ export class PaliGemma {
         throwIfAborted(signal);
         return result;
       } catch (error) {
-        if (this.#disposed) throw new DisposedError("This PaliGemma model");
-        if (signal?.aborted) throw new AbortError("The request was aborted", { cause: signal.reason });
-        throw error instanceof PaliError ? error : fromNativeError(error, "The request failed");
+        throw this.#failure(error, signal);
       }
     });
     this.#queue = run.catch(() => {});
@@ -509,73 +572,63 @@ export class PaliGemma {
     };
   }
 
+  /** The image's embeddings and the prompt's ids, checked against the context and the request's options. */
+  async #prepare(r: ReturnType<typeof validateGenerate>) {
+    const { embeddings, ms } = await this.#embeddings(r.image, r.signal);
+    const prefix = this.#prefix(r.prompt);
+    this.#checkPrompt(prefix);
+    const maxTokens = Math.min(r.maxTokens, this.info.contextSize - prefix.length - this.info.imageTokens - 1);
+    if (r.beams > this.#maxBeams) {
+      throw new InvalidArgumentError(
+        `Expected at most ${this.#maxBeams} beams (load with a larger maxBeams) but received ${r.beams}`,
+      );
+    }
+    if (r.beams > 1 && prefix.length + this.info.imageTokens + 1 + r.beams * r.maxTokens > this.info.contextSize) {
+      throw new ContextOverflowError(
+        `${r.beams} beams of ${r.maxTokens} tokens do not fit in the context of ${this.info.contextSize}; lower maxTokens or beams, or load with a larger contextSize`,
+      );
+    }
+    const params = {
+      maxTokens,
+      temperature: r.temperature,
+      topK: r.topK,
+      topP: r.topP,
+      minP: r.minP,
+      repeatPenalty: r.repeatPenalty,
+      repeatLastN: 64,
+      seed: r.seed,
+    };
+    return { embeddings, imageMs: ms, prefix: Int32Array.from(prefix), params };
+  }
+
   #run(request: GenerateRequest, onChunk: (chunk: StreamChunk) => void) {
     const r = validateGenerate(request);
+    const scheduler = this.#scheduler;
+    if (scheduler) return this.#guard(r.signal, () => this.#runBatched(scheduler, r, onChunk));
     return this.#exclusive(r.signal, async (context) => {
       const started = performance.now();
-      const { embeddings, ms } = await this.#embeddings(r.image, r.signal);
-      const prefix = this.#prefix(r.prompt);
-      this.#checkPrompt(prefix);
-      const maxTokens = Math.min(r.maxTokens, this.info.contextSize - prefix.length - this.info.imageTokens - 1);
-      if (r.beams > this.#maxBeams) {
-        throw new InvalidArgumentError(
-          `Expected at most ${this.#maxBeams} beams (load with a larger maxBeams) but received ${r.beams}`,
-        );
-      }
-      if (r.beams > 1 && prefix.length + this.info.imageTokens + 1 + r.beams * r.maxTokens > this.info.contextSize) {
-        throw new ContextOverflowError(
-          `${r.beams} beams of ${r.maxTokens} tokens do not fit in the context of ${this.info.contextSize}; lower maxTokens or beams, or load with a larger contextSize`,
-        );
-      }
-      await context.prefill(embeddings, this.info.imageTokens, Int32Array.from(prefix));
-      if (r.beams > 1) return this.#beamSearch(context, r, onChunk, started, ms);
-
-      const decoder = this.tokenizer.createStreamDecoder();
-      let text = "";
-      let stopped = false;
+      const p = await this.#prepare(r);
+      await context.prefill(p.embeddings, this.info.imageTokens, p.prefix);
+      if (r.beams > 1) return this.#beamSearch(context, r, onChunk, started, p.imageMs);
       let finished = false;
-      let seen = 0;
+      const answer = new AnswerStream(this.tokenizer, r.stop, onChunk);
       const onToken = (token: number, logprob: number) => {
-        if (stopped || finished) return;
-        seen++;
-        let piece = decoder.push(token);
-        text += piece;
-        const hit = r.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0);
-        if (hit.length > 0) {
-          // Cut at the earliest stop string and end generation there.
-          const cut = Math.min(...hit);
-          piece = piece.slice(0, Math.max(0, piece.length - (text.length - cut)));
-          text = text.slice(0, cut);
-          stopped = true;
-          context.stop();
-        }
-        onChunk({ text: piece, token, logprob });
+        if (!finished && !answer.push(token, logprob)) context.stop();
       };
-      const result = await context.generate(
-        {
-          maxTokens,
-          temperature: r.temperature,
-          topK: r.topK,
-          topP: r.topP,
-          minP: r.minP,
-          repeatPenalty: r.repeatPenalty,
-          repeatLastN: 64,
-          seed: r.seed,
-        },
-        onToken,
-      );
+      const result = await context.generate(p.params, onToken);
       // Thread-safe calls may arrive after the promise: hand over what the stream has not shown yet, then ignore them.
-      for (let i = seen; i < result.tokens.length && !stopped; i++)
-        onToken(result.tokens[i] as number, result.logprobs[i] as number);
+      for (let i = answer.count; i < result.tokens.length && !answer.stopped; i++)
+        answer.push(result.tokens[i] as number, result.logprobs[i] as number);
       finished = true;
-      const count = stopped ? seen : result.tokens.length;
-      if (!stopped) text += decoder.flush();
+      const stopped = answer.stopped;
+      const count = stopped ? answer.count : result.tokens.length;
+      answer.finish();
       const t = context.timings();
       let finishReason = result.finishReason;
       if (stopped) finishReason = "stop";
       else if (finishReason === "aborted" && !r.signal?.aborted && !this.#disposed) finishReason = "length";
       const timings: Timings = {
-        imageEncodeMs: ms,
+        imageEncodeMs: p.imageMs,
         prefillMs: t.prefillMs,
         prefillTokens: t.prefillTokens,
         decodeMs: t.decodeMs,
@@ -583,12 +636,49 @@ export class PaliGemma {
         totalMs: performance.now() - started,
       };
       return {
-        text,
+        text: answer.text,
         tokens: result.tokens.subarray(0, count),
         logprobs: result.logprobs.subarray(0, count),
         finishReason,
         timings,
       };
     });
+  }
+
+  /** One request of many decoding together (parallel > 1); beam search waits for the context to itself. */
+  async #runBatched(scheduler: Scheduler, r: ReturnType<typeof validateGenerate>, onChunk: (chunk: StreamChunk) => void) {
+    const started = performance.now();
+    const p = await this.#prepare(r);
+    if (r.beams > 1) {
+      return scheduler.exclusive(r.signal, async (context) => {
+        await context.prefill(p.embeddings, this.info.imageTokens, p.prefix);
+        return this.#beamSearch(context, r, onChunk, started, p.imageMs);
+      });
+    }
+    const answer = new AnswerStream(this.tokenizer, r.stop, onChunk);
+    const result = await scheduler.generate({
+      imageEmbeddings: p.embeddings,
+      imageTokens: this.info.imageTokens,
+      textIds: p.prefix,
+      signal: r.signal,
+      params: p.params,
+      onToken: (token, logprob) => answer.push(token, logprob),
+    });
+    answer.finish();
+    const timings: Timings = {
+      imageEncodeMs: p.imageMs,
+      prefillMs: result.prefillMs,
+      prefillTokens: this.info.imageTokens + p.prefix.length,
+      decodeMs: result.decodeMs,
+      decodedTokens: result.tokens.length,
+      totalMs: performance.now() - started,
+    };
+    return {
+      text: answer.text,
+      tokens: result.tokens,
+      logprobs: result.logprobs,
+      finishReason: result.finishReason,
+      timings,
+    };
   }
 }

@@ -9,8 +9,8 @@ const demo = join(sdk, "..", "..", "models", "demo");
 
 const script = `
 import { PaliGemma } from "@pali/sdk";
-const [model, image] = process.argv.slice(1);
-const pg = await PaliGemma.load({ model });
+const [model, image, parallel] = process.argv.slice(1);
+const pg = await PaliGemma.load({ model, parallel: Number(parallel) });
 const c = new AbortController();
 let n = 0;
 try { for await (const _ of pg.stream({ image, prompt: "caption en", maxTokens: 200, signal: c.signal })) if (++n === 2) c.abort(); }
@@ -20,12 +20,27 @@ setTimeout(() => pg.dispose(), 5);
 try { await g; console.log("done"); } catch (e) { console.log(e.code); }
 `;
 
+const args = (parallel: number) => [
+  "--input-type=module",
+  "-e",
+  script,
+  join(demo, "pali-demo-q8_0.gguf"),
+  join(demo, "examples", "002.png"),
+  String(parallel),
+];
+
 it("abort and dispose during generation print nothing on stderr (PALI_LOG=debug shows the lines)", () => {
-  const args = ["--input-type=module", "-e", script, join(demo, "pali-demo-q8_0.gguf"), join(demo, "examples", "002.png")];
-  const quiet = spawnSync(process.execPath, args, { cwd: sdk, encoding: "utf8", env: { ...process.env, PALI_LOG: "" } });
+  const quiet = spawnSync(process.execPath, args(1), { cwd: sdk, encoding: "utf8", env: { ...process.env, PALI_LOG: "" } });
   expect(quiet.status, quiet.stderr).toBe(0);
   expect(quiet.stdout.trim().split("\n")[0]).toBe("ERR_ABORTED");
   expect(quiet.stderr).toBe("");
-  const loud = spawnSync(process.execPath, args, { cwd: sdk, encoding: "utf8", env: { ...process.env, PALI_LOG: "debug" } });
+  const loud = spawnSync(process.execPath, args(1), { cwd: sdk, encoding: "utf8", env: { ...process.env, PALI_LOG: "debug" } });
   expect(loud.stderr).toContain("failed to decode");
+});
+
+it("with continuous batching too (an abort leaves between steps; dispose stops the step in flight)", () => {
+  const quiet = spawnSync(process.execPath, args(4), { cwd: sdk, encoding: "utf8", env: { ...process.env, PALI_LOG: "" } });
+  expect(quiet.status, quiet.stderr).toBe(0);
+  expect(quiet.stdout.trim().split("\n")).toEqual(["ERR_ABORTED", expect.stringMatching(/^(ERR_DISPOSED|done)$/)]);
+  expect(quiet.stderr).toBe("");
 });
