@@ -61,7 +61,7 @@ const answers = {}; // the text field's value per task, so switching tasks does 
 // --- set-up -------------------------------------------------------------------------------------------------
 
 apiKeyInput.value = localStorage.getItem(KEY_STORAGE) ?? "";
-apiKeyInput.addEventListener("change", () => {
+apiKeyInput.addEventListener("input", () => {
   const key = apiKeyInput.value.trim();
   if (key === "") localStorage.removeItem(KEY_STORAGE);
   else localStorage.setItem(KEY_STORAGE, key);
