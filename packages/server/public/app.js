@@ -332,7 +332,7 @@ function drawBox(item, width, height, colour) {
   const tag = document.createElement("span");
   tag.className = "tag";
   tag.style.background = colour;
-  tag.textContent = `${item.label} ${formatScore(item.score)}`;
+  tag.textContent = `${item.label}${formatScore(item.score)}`;
   box.append(tag);
   overlay.append(box);
 }
@@ -374,8 +374,9 @@ function rgb(hex) {
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 }
 
+// The server leaves the score out when the model gave none.
 function formatScore(score) {
-  return typeof score === "number" ? score.toFixed(2) : "";
+  return typeof score === "number" ? ` ${score.toFixed(2)}` : "";
 }
 
 function addLegend(item, colour) {
@@ -386,7 +387,7 @@ function addLegend(item, colour) {
   swatch.style.background = colour;
   const { x1, y1, x2, y2 } = item.box;
   const area = item.area === undefined ? "" : `, ${item.area} px`;
-  li.append(swatch, `${item.label} ${formatScore(item.score)} at ${x1},${y1}–${x2},${y2}${area}`);
+  li.append(swatch, `${item.label}${formatScore(item.score)} at ${x1},${y1}–${x2},${y2}${area}`);
   legend.append(li);
 }
 
