@@ -205,6 +205,14 @@ for (const setup of setups) {
         prefillVsFlopBound: pali.prefillTokPerS.median / entry.bounds.prefillTokPerS,
       });
     }
+    if (!setup.encodeOnly && type === "q4_k_m" && setup.name === "pg1-3b-224") {
+      // continuous batching: aggregate decode at 1, 2, 4, 8 sequences, beside llama-batched-bench
+      log(`batched decode, ${setup.name} at ${type} (pali and llama-batched-bench)`);
+      const bargs = [join(here, "batched.mjs"), "--model", m.model, "--threads", String(threads), "--reps", String(setup.reps)];
+      const b = spawnSync(process.execPath, bargs, { encoding: "utf8", maxBuffer: 1 << 24 });
+      if (b.status !== 0) throw new Error(`batched.mjs failed: ${b.stderr.slice(-2000)}`);
+      entry.batched = JSON.parse(b.stdout.trim().split("\n").at(-1));
+    }
     runs[type] = entry;
     log(JSON.stringify(entry.ratios));
   }

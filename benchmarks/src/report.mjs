@@ -75,6 +75,20 @@ export function writeReport(results, path) {
         `| ${type} | ${pct(x.prefillVsLlamaBench)} | ${pct(x.decodeVsLlamaBench)} | ${pct(x.decodeVsBandwidthBound)} | ${pct(x.prefillVsFlopBound)} | ${pct(x.encodeVsFlopBound)} | ${f(x.peakRssVsFiles, 2)} | ${r.pali.askMany ? `${f(r.pali.askMany.speedup, 2)}×` : "—"} | ${f(r.pali.batch8?.imagesPerS, 3)} |`,
       );
     }
+    const batched = s.runs.q4_k_m?.batched;
+    if (batched) {
+      lines.push(
+        "",
+        `Continuous batching, q4_k_m: aggregate decode tok/s of B sequences, each after its own ${batched.pp}-position prefix, ${batched.ntg} steps (pali's engine with sampling, llama-batched-bench \`-npp ${batched.pp} -ntg ${batched.ntg} -kvu -fa off\`; best of the repetitions).`,
+        "",
+        "| B | pali tok/s | llama-batched-bench tok/s | pali / llama | pali / pali at B=1 |",
+        "|---|---|---|---|---|",
+        ...batched.rows.map(
+          (r) =>
+            `| ${r.parallel} | ${f(r.paliTokPerS)} | ${f(r.llamaBatchedBenchTokPerS)} | ${pct(r.vsLlama)} | ${f(r.vsSingle, 2)}× |`,
+        ),
+      );
+    }
     const q4 = s.runs.q4_k_m;
     const t32 = s.transformers_float32;
     const t16 = s.transformers_bfloat16;
