@@ -21,6 +21,7 @@ export {
   type LabelRecord,
   type LabelSpec,
   type LabelTask,
+  labelDecoded,
   labelTasks,
   planLabels,
 } from "./label.js";

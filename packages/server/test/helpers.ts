@@ -1,0 +1,76 @@
+/** The demo model behind a real server on a loopback port, with the log kept in memory. */
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type LoadOptions, PaliGemma } from "@pali/sdk";
+import { createServer, type PaliServer, type ServerOptions } from "../src/index.js";
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export const demo = join(root, "models", "demo");
+export const model = join(demo, "pali-demo-q8_0.gguf");
+export const example = (n: number) => join(demo, "examples", `00${n}.png`);
+
+export async function exampleBase64(n: number): Promise<string> {
+  return (await readFile(example(n))).toString("base64");
+}
+
+export function loadDemo(options: Partial<LoadOptions> = {}): Promise<PaliGemma> {
+  return PaliGemma.load({ model, threads: 1, ...options });
+}
+
+export interface TestServer {
+  server: PaliServer;
+  url: string;
+  lines: string[];
+  pg: PaliGemma;
+}
+
+/** A listening server on 127.0.0.1 and a free port, its model loaded. */
+export async function startServer(options: Partial<ServerOptions> = {}, load: Partial<LoadOptions> = {}): Promise<TestServer> {
+  const lines: string[] = [];
+  const server = await createServer({
+    load: () => loadDemo(load),
+    port: 0,
+    logger: (level, line) => lines.push(`${level} ${line}`),
+    ...options,
+  });
+  const url = await server.listen();
+  const pg = await server.ready();
+  return { server, url, lines, pg };
+}
+
+export function chatBody(prompt: string, imageUrl: string, extra: Record<string, unknown> = {}) {
+  return {
+    model: "pali",
+    messages: [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: prompt },
+          { type: "image_url", image_url: { url: imageUrl } },
+        ],
+      },
+    ],
+    ...extra,
+  };
+}
+
+/** A parsed JSON body, walked freely in assertions (`r.json.error.code`); the assertions check the shapes. */
+// biome-ignore lint/suspicious/noExplicitAny: response bodies in tests
+export type Loose = any;
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, json: json as Loose };
+}
