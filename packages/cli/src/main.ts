@@ -8,6 +8,7 @@ import { ls, lsHelp } from "./commands/ls.js";
 import { pull, pullHelp } from "./commands/pull.js";
 import { rm, rmHelp } from "./commands/rm.js";
 import { run, runHelp, score, scoreHelp } from "./commands/run.js";
+import { serve, serveHelp } from "./commands/serve.js";
 import { task, taskHelp } from "./commands/tasks.js";
 import { tokenize, tokenizeHelp } from "./commands/tokenize.js";
 import { type Io, processIo, reportError } from "./output.js";
@@ -27,11 +28,13 @@ Commands:
             PaliGemma's tasks with typed output; detect/segment --out draws them on the image
   label     one task over many images (files, folders, globs) → resumable JSON lines or COCO
   worker    serve pali label --redis jobs from a BullMQ queue, on any number of machines
+  serve     an HTTP server: OpenAI chat completions, task endpoints, a playground in the browser
 
 Run \`pali <command> --help\` for a command's options. Add --json for machine-readable output.
 
 Environment: PALI_LOG=error|warn|info|debug sets how much of ggml's and libllama's log reaches stderr
-(default error); PALI_CACHE is the model cache (default ~/.cache/pali); HF_TOKEN, HF_ENDPOINT for pali pull.
+(default error); PALI_CACHE is the model cache (default ~/.cache/pali); HF_TOKEN, HF_ENDPOINT for pali pull;
+PALI_API_KEY for pali serve.
 `;
 
 const commands = [
@@ -50,6 +53,7 @@ const commands = [
   "segment",
   "label",
   "worker",
+  "serve",
 ];
 
 /** Edit distance, for "did you mean" on a mistyped command. */
@@ -302,6 +306,47 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             maskDecoder: s("mask-decoder"),
             concurrency: s("concurrency"),
             stallTimeout: s("stall-timeout"),
+            threads: s("threads"),
+            json,
+          },
+          io,
+        );
+      }
+      case "serve": {
+        const { values } = parse(rest, {
+          model: { type: "string", short: "m" },
+          mmproj: { type: "string" },
+          "mask-decoder": { type: "string" },
+          host: { type: "string" },
+          port: { type: "string" },
+          "api-key": { type: "string" },
+          parallel: { type: "string" },
+          "max-queue": { type: "string" },
+          timeout: { type: "string" },
+          "allow-remote-images": { type: "boolean" },
+          "log-level": { type: "string" },
+          threads: { type: "string" },
+          json: { type: "boolean" },
+          help: { type: "boolean", short: "h" },
+        });
+        if (values.help) {
+          io.stdout(serveHelp);
+          return 0;
+        }
+        const s = (k: string) => values[k] as string | undefined;
+        return await serve(
+          {
+            model: s("model"),
+            mmproj: s("mmproj"),
+            maskDecoder: s("mask-decoder"),
+            host: s("host"),
+            port: s("port"),
+            apiKey: s("api-key"),
+            parallel: s("parallel"),
+            maxQueue: s("max-queue"),
+            timeout: s("timeout"),
+            allowRemoteImages: values["allow-remote-images"] === true,
+            logLevel: s("log-level"),
             threads: s("threads"),
             json,
           },
