@@ -107,8 +107,10 @@ export class Admission {
         { headers: { "retry-after": String(this.#retryAfter(parallel)) } },
       );
     }
-    this.#active.up();
     const state = stateOf(request);
+    // A client that left before its turn came takes no place (its 'close' has passed: nothing would free it).
+    if (state.controller.signal.aborted) throw state.controller.signal.reason;
+    this.#active.up();
     const entered = performance.now();
     const timer = setTimeout(
       () =>
