@@ -99,6 +99,24 @@ export interface ModelInfo {
   parallel: number;
 }
 
+interface RunResult {
+  text?: string;
+  tokens: ArrayLike<number>;
+  logprobs: ArrayLike<number>;
+  finishReason: FinishReason;
+  timings: Timings;
+}
+
+function toGenerateResult(result: RunResult, streamed: string): GenerateResult {
+  return {
+    text: result.text ?? streamed,
+    tokens: Array.from(result.tokens),
+    logprobs: Array.from(result.logprobs),
+    finishReason: result.finishReason,
+    timings: result.timings,
+  };
+}
+
 export class PaliGemma {
   readonly info: ModelInfo;
   readonly tokenizer: Tokenizer;
@@ -231,29 +249,30 @@ export class PaliGemma {
 
   async generate(request: GenerateRequest): Promise<GenerateResult> {
     let text = "";
-    const tokens: number[] = [];
-    const logprobs: number[] = [];
     const result = await this.#run(request, (chunk) => {
       text += chunk.text;
     });
-    for (let i = 0; i < result.tokens.length; i++) {
-      tokens.push(result.tokens[i] as number);
-      logprobs.push(result.logprobs[i] as number);
-    }
-    return { text: result.text ?? text, tokens, logprobs, finishReason: result.finishReason, timings: result.timings };
+    return toGenerateResult(result, text);
   }
 
-  /** Generated text as it is produced: `for await (const { text } of pg.stream({ image, prompt }))`. */
-  async *stream(request: GenerateRequest): AsyncGenerator<StreamChunk> {
+  /**
+   * Generated text as it is produced: `for await (const { text } of pg.stream({ image, prompt }))`. The
+   * generator's return value (`done: true`) is the whole result, with its finish reason and timings.
+   */
+  async *stream(request: GenerateRequest): AsyncGenerator<StreamChunk, GenerateResult> {
     const pending: StreamChunk[] = [];
     let wake: (() => void) | undefined;
     let done = false;
     let failure: unknown;
+    let text = "";
+    let final: GenerateResult | undefined;
     const run = this.#run(request, (chunk) => {
+      text += chunk.text;
       pending.push(chunk);
       wake?.();
     }).then(
-      () => {
+      (result) => {
+        final = toGenerateResult(result, text);
         done = true;
         wake?.();
       },
@@ -281,6 +300,7 @@ export class PaliGemma {
     await run;
     if (failure !== undefined) throw failure;
     if (request.signal?.aborted) throw new AbortError("The request was aborted", { cause: request.signal.reason });
+    return final as GenerateResult;
   }
 
   /** Teacher-forced log-probabilities of `suffix` (then <eos>) after the image and prompt, in one pass. */

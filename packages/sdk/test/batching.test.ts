@@ -24,21 +24,35 @@ async function serially(pg: PaliGemma, requests: GenerateRequest[]): Promise<Gen
 }
 
 /**
- * Tokens identical; log-probabilities within `bound`. Quantized weights give bit-identical rows at any batch
- * size; f32 weights take ggml's batched f32 product for more than one row, which rounds differently (measured:
- * up to 7e-4 on the PG1 fixture, 1.6e-5 on PG2, depending on which requests share a step), well inside the
- * 5e-3 that the parity tests allow against transformers.
+ * Batched results against one-by-one results. ggml's CPU kernels are not batch-invariant: a product over
+ * several rows (quantized activations, the f16 cache's attention) can round differently from one over a single
+ * row, so a request's log-probabilities move by what rounding allows, and greedy decoding may take the other
+ * token where two are nearly tied. Measured on 300 demo requests (100 held-out images × 3 tasks, parallel 4):
+ * 297 identical token sequences (299 with an f32 cache), log-probabilities within 0.015 before any divergence,
+ * and each divergence at a near-tie (the two chosen tokens' log-probabilities within 0.011). Asserted here: the
+ * same, with a margin.
  */
-function expectSame(batched: GenerateResult[], serial: GenerateResult[], bound = 0): void {
+function expectSame(batched: GenerateResult[], serial: GenerateResult[]): void {
   expect(batched.length).toBe(serial.length);
+  let diverged = 0;
   for (const [i, b] of batched.entries()) {
     const s = serial[i] as GenerateResult;
-    expect(b.tokens, `request ${i}`).toEqual(s.tokens);
-    expect(b.text, `request ${i}`).toBe(s.text);
-    expect(b.finishReason, `request ${i}`).toBe(s.finishReason);
-    for (const [j, lp] of b.logprobs.entries())
-      expect(Math.abs(lp - (s.logprobs[j] as number)), `request ${i}`).toBeLessThanOrEqual(bound);
+    let j = 0;
+    for (; j < s.tokens.length && b.tokens[j] === s.tokens[j]; j++) {
+      expect(Math.abs((b.logprobs[j] as number) - (s.logprobs[j] as number)), `request ${i} token ${j}`).toBeLessThanOrEqual(
+        0.03,
+      );
+    }
+    if (j === s.tokens.length && b.tokens.length === s.tokens.length) {
+      expect(b.text, `request ${i}`).toBe(s.text);
+      expect(b.finishReason, `request ${i}`).toBe(s.finishReason);
+      continue;
+    }
+    diverged++;
+    const gap = Math.abs((b.logprobs[j] ?? 0) - (s.logprobs[j] ?? 0));
+    expect(gap, `request ${i} diverges at token ${j}, which must be a near-tie`).toBeLessThanOrEqual(0.03);
   }
+  expect(diverged, "requests that took another token at a near-tie").toBeLessThanOrEqual(Math.ceil(0.05 * batched.length));
 }
 
 describe.each([
@@ -62,7 +76,7 @@ describe.each([
     await serial.dispose();
     const pg = await PaliGemma.load({ ...files, parallel: 4 });
     expect(pg.info.parallel).toBe(4);
-    expectSame(await Promise.all(requests.map((r) => pg.generate(r))), expected, type === "f32" ? 2e-3 : 0);
+    expectSame(await Promise.all(requests.map((r) => pg.generate(r))), expected);
     await pg.dispose();
   });
 });

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import { InvalidArgumentError } from "@pali/core";
-import type { FinishReason, GenerateRequest, PaliGemma, StreamChunk } from "@pali/sdk";
+import type { FinishReason, GenerateRequest, GenerateResult, StreamChunk } from "@pali/sdk";
 import type { FastifyInstance } from "fastify";
 import { admit, promptTokens, type ServerContext, usage } from "./context.js";
 import { toErrorResponse } from "./errors.js";
@@ -115,13 +115,6 @@ function finishReason(reason: FinishReason): "stop" | "length" {
   return reason === "length" ? "length" : "stop";
 }
 
-/** A stream ended by <eos> or a stop string is "stop"; otherwise its token budget ended it. */
-function streamFinish(pg: PaliGemma, tokens: number[], stop: string[]): "stop" | "length" {
-  if (tokens.at(-1) === pg.tokenizer.eosId) return "stop";
-  const text = stop.length > 0 ? pg.tokenizer.decode(tokens) : "";
-  return stop.some((s) => text.includes(s)) ? "stop" : "length";
-}
-
 const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
 
 export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
@@ -184,21 +177,29 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const delta = (d: object, finish: string | null = null) => ({ index: 0, delta: d, logprobs: null, finish_reason: finish });
     async function* events(): AsyncGenerator<string> {
       yield sse(chunk([delta({ role: "assistant", content: "" })]));
-      const ids: number[] = [];
+      let count = 0;
+      let result: GenerateResult;
       try {
-        for (let next: IteratorResult<StreamChunk> = first; !next.done; next = await tokens.next()) {
-          ids.push(next.value.token);
-          state.completionTokens = ids.length;
+        let next: IteratorResult<StreamChunk, GenerateResult> = first;
+        for (; !next.done; next = await tokens.next()) {
+          state.completionTokens = ++count;
           if (next.value.text !== "") yield sse(chunk([delta({ content: next.value.text })]));
         }
+        result = next.value;
       } catch (error) {
         const e = toErrorResponse(explainAbort(error, signal));
         state.errorCode = e.code;
         yield sse({ error: { code: e.code, message: e.message } });
         return;
       }
-      yield sse(chunk([delta({}, streamFinish(pg, ids, stop))]));
-      if (includeUsage) yield sse(chunk([], { usage: usage(prefix, ids.length) }));
+      state.completionTokens = result.tokens.length;
+      yield sse(
+        chunk([delta({}, finishReason(result.finishReason))], {
+          ...(includeUsage ? { usage: null } : {}),
+          timings: result.timings,
+        }),
+      );
+      if (includeUsage) yield sse(chunk([], { usage: usage(prefix, result.tokens.length) }));
       yield "data: [DONE]\n\n";
     }
     return reply

@@ -35,7 +35,7 @@ Options:
       --format FORMAT      jsonl (default) or coco: a COCO dataset of the boxes/masks (detect, segment),
                            written at the end; the JSON lines are kept in FILE.jsonl for resuming
       --retry-errors       redo the images whose earlier attempt was an error
-      --max-tokens N, --threads N
+      --max-tokens N, --threads N, --parallel N
       --json               print a summary as one JSON document at the end
 
 Across machines (BullMQ on Redis; start workers with pali worker):
@@ -59,6 +59,8 @@ Options:
       --concurrency N        jobs in flight (default 2: the next image decodes while the model runs)
       --stall-timeout MS     give a silent worker's job to another after this long (default 30000)
       --threads N            CPU threads for the model
+      --parallel N           images decoded together (continuous batching; default auto); 1 makes each
+                             result independent of which images shared its decode steps
       --json                 one JSON line per job on stdout
 `;
 
@@ -77,6 +79,7 @@ export interface LabelCliOptions {
   retryErrors: boolean;
   maxTokens: string | undefined;
   threads: string | undefined;
+  parallel: string | undefined;
   redis: string | undefined;
   queue: string | undefined;
   sendImages: boolean;
@@ -104,6 +107,7 @@ function loadOptions(o: {
   mmproj: string | undefined;
   maskDecoder: string | undefined;
   threads: string | undefined;
+  parallel: string | undefined;
 }) {
   if (!o.model) throw new InvalidArgumentError("Pass the model with -m MODEL.gguf (or a model name)");
   return {
@@ -111,6 +115,7 @@ function loadOptions(o: {
     ...(o.mmproj ? { mmproj: o.mmproj } : {}),
     ...(o.maskDecoder ? { maskDecoder: o.maskDecoder } : {}),
     ...(o.threads !== undefined ? { threads: expectInteger(Number(o.threads), "--threads", 1, 1024) } : {}),
+    ...(o.parallel !== undefined ? { parallel: expectInteger(Number(o.parallel), "--parallel", 1, 64) } : {}),
   };
 }
 
@@ -235,6 +240,7 @@ export interface WorkerCliOptions {
   concurrency: string | undefined;
   stallTimeout: string | undefined;
   threads: string | undefined;
+  parallel: string | undefined;
   json: boolean;
 }
 
