@@ -261,6 +261,7 @@ int32_t pali_context_init(const pali_text_model * model, struct pali_context_par
         ctx->n_ctx = params.n_ctx;
         ctx->n_seq_max = (int32_t) cp.n_seq_max;
         ctx->seqs.resize((size_t) params.n_parallel);
+        ctx->n_threads = threads;
         ctx->n_ubatch = (int32_t) cp.n_ubatch;
         ctx->lctx = llama_init_from_model(model->model, cp);
         if (ctx->lctx == nullptr) {

@@ -22,6 +22,7 @@ struct pali_context {
     int32_t                 n_ctx = 0;
     int32_t                 n_seq_max = 1;
     int32_t                 n_ubatch = 0;
+    int32_t                 n_threads = 1;
     int32_t                 n_past = 0;   // positions used; the next token goes at n_past + 1 (1-based, as HF)
     std::vector<pali_sequence> seqs;      // n_parallel of them; each holds at most n_ctx positions
     std::atomic<bool>       abort{false};

@@ -99,6 +99,12 @@ describe("demo model", () => {
     expectSame(await Promise.all(requests.map((r) => pg.generate(r))), expected);
   });
 
+  it("with two threads (the rows' log-softmax split between them) too", async () => {
+    const two = await PaliGemma.load({ model: demoModel, parallel: 4, threads: 2 });
+    expectSame(await Promise.all(requests.map((r) => two.generate(r))), expected);
+    await two.dispose();
+  });
+
   it("takes requests that arrive while others are decoding", async () => {
     const results: Promise<GenerateResult>[] = [];
     for (const r of requests) {
