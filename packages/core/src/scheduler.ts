@@ -66,6 +66,7 @@ export class Scheduler {
   #eos: number;
   #waiting: Job[] = [];
   #exclusive: Exclusive[] = [];
+  #interludes: Exclusive[] = [];
   #active = new Map<number, Active>();
   #running = false;
   #disposed = false;
@@ -102,6 +103,18 @@ export class Scheduler {
     if (this.#disposed) return Promise.reject(new DisposedError("This model"));
     return new Promise<T>((resolve, reject) => {
       this.#exclusive.push({ work, signal, resolve: resolve as (v: never) => void, reject });
+      this.#wake();
+    });
+  }
+
+  /**
+   * Runs `work` (other native work on the same cores, such as an image encode) between two decode steps, so
+   * that it never competes with a step for the CPU; the active requests wait meanwhile.
+   */
+  between<T>(signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    if (this.#disposed) return Promise.reject(new DisposedError("This model"));
+    return new Promise<T>((resolve, reject) => {
+      this.#interludes.push({ work, signal, resolve: resolve as (v: never) => void, reject });
       this.#wake();
     });
   }
@@ -155,6 +168,15 @@ export class Scheduler {
         await this.#runExclusive(exclusive);
         continue;
       }
+      const interlude = this.#interludes.shift();
+      if (interlude) {
+        try {
+          interlude.resolve((await interlude.work(this.#context)) as never);
+        } catch (error) {
+          interlude.reject(error);
+        }
+        continue;
+      }
       let prefilled = false;
       if (!exclusive && this.#waiting.length > 0 && this.#active.size < this.parallel) {
         await this.#start(this.#waiting.shift() as Job);
@@ -164,7 +186,7 @@ export class Scheduler {
         await this.#step();
         continue;
       }
-      if (!prefilled && this.#waiting.length === 0 && this.#exclusive.length === 0) {
+      if (!prefilled && this.#waiting.length === 0 && this.#exclusive.length === 0 && this.#interludes.length === 0) {
         this.#running = false;
         return;
       }
@@ -282,11 +304,13 @@ export class Scheduler {
       job.reject(new AbortError("The request was aborted", { cause: job.request.signal.reason }));
       return false;
     });
-    this.#exclusive = this.#exclusive.filter((x) => {
+    const keep = (x: Exclusive) => {
       if (!x.signal?.aborted) return true;
       x.reject(new AbortError("The request was aborted", { cause: x.signal.reason }));
       return false;
-    });
+    };
+    this.#exclusive = this.#exclusive.filter(keep);
+    this.#interludes = this.#interludes.filter(keep);
   }
 
   async #runExclusive(x: Exclusive): Promise<void> {
@@ -323,5 +347,6 @@ export class Scheduler {
     }
     for (const job of this.#waiting.splice(0)) job.reject(error);
     for (const x of this.#exclusive.splice(0)) x.reject(error);
+    for (const x of this.#interludes.splice(0)) x.reject(error);
   }
 }

@@ -133,8 +133,6 @@ export class PaliGemma {
   #maxPromptTokens: number;
   /** continuous batching over #context when parallel > 1; otherwise #queue serves requests in turn */
   #scheduler: Scheduler | undefined;
-  /** image encodes in turn (parallel > 1): concurrent ones would only split the same cores */
-  #encodeLane: Promise<unknown> = Promise.resolve();
 
   private constructor(
     files: ModelFiles,
@@ -470,7 +468,7 @@ export class PaliGemma {
     const draining = this.#scheduler?.dispose();
     this.#context.dispose();
     this.#vision.dispose();
-    await Promise.all([this.#queue.catch(() => {}), draining, this.#encodeLane.catch(() => {})]);
+    await Promise.all([this.#queue.catch(() => {}), draining]);
     this.#maskDecoder?.dispose();
     this.#text.dispose();
   }
@@ -509,14 +507,8 @@ export class PaliGemma {
       return { embeddings: image.data, ms: 0 };
     }
     const encode = () => this.encodeImage(image, signal ? { signal } : {});
-    let tensor: Tensor<"f32">;
-    if (this.#scheduler) {
-      const turn = this.#encodeLane.then(encode);
-      this.#encodeLane = turn.catch(() => {});
-      tensor = await turn;
-    } else {
-      tensor = await encode();
-    }
+    // With batching, an encode runs between two decode steps: beside one, both would split the same cores.
+    const tensor = this.#scheduler ? await this.#scheduler.between(signal, encode) : await encode();
     return { embeddings: tensor.data, ms: performance.now() - t0 };
   }
 
