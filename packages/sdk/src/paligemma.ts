@@ -2,6 +2,8 @@
  * PaliGemma: one loaded model (decoder + image encoder) and a request queue over one context, so that
  * concurrent calls are served in turn and no request ever sees another's cache.
  */
+
+import { availableParallelism } from "node:os";
 import {
   AbortError,
   Context,
@@ -13,6 +15,7 @@ import {
   MaskDecoder,
   PaliError,
   Scheduler,
+  systemInfo,
   Tensor,
   TextModel,
   throwIfAborted,
@@ -133,6 +136,14 @@ export class PaliGemma {
   #maxPromptTokens: number;
   /** continuous batching over #context when parallel > 1; otherwise #queue serves requests in turn */
   #scheduler: Scheduler | undefined;
+  /**
+   * With batching: whether image encodes (one at a time) run beside the decode steps, which pays when the two
+   * together use at most the machine's cores (tiny models run on one thread); otherwise an encode runs between
+   * two steps, as beside one both would split the same cores (8 concurrent PG1-3B captions through the server:
+   * 96 s beside, 54 s between, 65 s one by one on 2 cores; the demo model: 73 requests/s beside, 44 between).
+   */
+  #encodeBesideDecode = false;
+  #encodeLane: Promise<unknown> = Promise.resolve();
 
   private constructor(
     files: ModelFiles,
@@ -158,6 +169,7 @@ export class PaliGemma {
     this.#decoding = decoding;
     this.tokenizer = Tokenizer.fromGGUF(files.model);
     if (parallel > 1) this.#scheduler = new Scheduler(context, parallel, this.tokenizer.eosId);
+    this.#encodeBesideDecode = 2 * (threads || systemInfo().defaultThreads) <= availableParallelism();
     const vinfo = vision.info();
     this.info = {
       version: files.version,
@@ -468,7 +480,7 @@ export class PaliGemma {
     const draining = this.#scheduler?.dispose();
     this.#context.dispose();
     this.#vision.dispose();
-    await Promise.all([this.#queue.catch(() => {}), draining]);
+    await Promise.all([this.#queue.catch(() => {}), draining, this.#encodeLane.catch(() => {})]);
     this.#maskDecoder?.dispose();
     this.#text.dispose();
   }
@@ -507,8 +519,16 @@ export class PaliGemma {
       return { embeddings: image.data, ms: 0 };
     }
     const encode = () => this.encodeImage(image, signal ? { signal } : {});
-    // With batching, an encode runs between two decode steps: beside one, both would split the same cores.
-    const tensor = this.#scheduler ? await this.#scheduler.between(signal, encode) : await encode();
+    let tensor: Tensor<"f32">;
+    if (!this.#scheduler) {
+      tensor = await encode();
+    } else if (this.#encodeBesideDecode) {
+      const turn = this.#encodeLane.then(encode);
+      this.#encodeLane = turn.catch(() => {});
+      tensor = await turn;
+    } else {
+      tensor = await this.#scheduler.between(signal, encode);
+    }
     return { embeddings: tensor.data, ms: performance.now() - t0 };
   }
 
