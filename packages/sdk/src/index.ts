@@ -4,6 +4,7 @@ export {
   DEFAULT_PIXEL_LIMIT,
   type DecodeOptions,
   decodeImage,
+  type ImageDecoding,
   type ImageInput,
   preprocessImage,
   type RawImage,

@@ -382,6 +382,11 @@ export class PaliGemma {
     return segmentTask(this.#taskHost(), image, expression, options);
   }
 
+  /** How this model decodes images (LoadOptions.pixelLimit, colorManagement), for code that decodes them first. */
+  get imageDecoding(): ImageDecoding {
+    return { ...this.#decoding };
+  }
+
   /** Whether segment() can run: the mask decoder was found or given at load. */
   get canSegment(): boolean {
     return this.#maskDecoder !== undefined;

@@ -4,7 +4,7 @@
  * gets raw pixels, so the image size that places boxes is the size that was decoded.
  */
 import { InvalidArgumentError } from "@pali/core";
-import { decodeImage, type RawImage } from "@pali/sdk";
+import { decodeImage, type PaliGemma, type RawImage } from "@pali/sdk";
 import { ServerError, ServerErrorCode } from "./errors.js";
 
 export interface ImagePolicy {
@@ -96,8 +96,12 @@ async function fetchImage(url: string, maxBytes: number, signal: AbortSignal): P
   return Buffer.concat(chunks);
 }
 
-/** Decoded RGB pixels: ERR_IMAGE_DECODE for what is not an image (415) or has too many pixels (413). */
-export async function decodeUpload(bytes: Uint8Array, pixelLimit: number): Promise<RawImage> {
-  const rgb = await decodeImage(bytes, pixelLimit);
+/**
+ * Decoded RGB pixels, as the model decodes images (its colour management; the lower of its and the server's
+ * pixel limits): ERR_IMAGE_DECODE for what is not an image (415) or has too many pixels (413).
+ */
+export async function decodeUpload(bytes: Uint8Array, pixelLimit: number, pg: PaliGemma): Promise<RawImage> {
+  const model = pg.imageDecoding;
+  const rgb = await decodeImage(bytes, Math.min(pixelLimit, model.pixelLimit), { colorManagement: model.colorManagement });
   return { data: rgb.rgb, width: rgb.width, height: rgb.height, channels: 3 };
 }

@@ -127,7 +127,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const { url, prompt } = imageAndPrompt(body.messages);
     const { pg, name, ticket } = admit(ctx, request, reply);
     const { signal } = ticket;
-    const image = await decodeUpload(await imageBytes(url, ctx.images, signal, "image_url.url"), ctx.images.pixelLimit);
+    const image = await decodeUpload(await imageBytes(url, ctx.images, signal, "image_url.url"), ctx.images.pixelLimit, pg);
     const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
     const sampling = {
       ...(body.temperature == null ? {} : { temperature: body.temperature }),

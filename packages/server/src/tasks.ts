@@ -80,8 +80,8 @@ function source(request: TaskRequest): string | Buffer {
 }
 
 export function registerTasks(app: FastifyInstance, ctx: ServerContext): void {
-  async function imageOf(request: TaskRequest, signal: AbortSignal) {
-    return decodeUpload(await imageBytes(source(request), ctx.images, signal), ctx.images.pixelLimit);
+  async function imageOf(request: TaskRequest, signal: AbortSignal, pg: PaliGemma) {
+    return decodeUpload(await imageBytes(source(request), ctx.images, signal), ctx.images.pixelLimit, pg);
   }
 
   async function label(request: TaskRequest, reply: FastifyReply, spec: LabelSpec) {
@@ -89,7 +89,7 @@ export function registerTasks(app: FastifyInstance, ctx: ServerContext): void {
     const plan = planLabels({ ...spec, ...(b.max_tokens === undefined ? {} : { maxTokens: b.max_tokens }) });
     source(request);
     const { pg, ticket } = admit(ctx, request, reply);
-    const decoded = await imageOf(request, ticket.signal);
+    const decoded = await imageOf(request, ticket.signal, pg);
     const { labeler, seen } = recording(pg);
     const output = await labelDecoded(labeler, decoded, plan, ticket.signal);
     const { result } = seen.result as TaskResult;
@@ -157,7 +157,7 @@ export function registerTasks(app: FastifyInstance, ctx: ServerContext): void {
     async (request: TaskRequest, reply) => {
       source(request);
       const { pg, ticket } = admit(ctx, request, reply);
-      const decoded = await imageOf(request, ticket.signal);
+      const decoded = await imageOf(request, ticket.signal, pg);
       const r = await pg.score({
         image: decoded,
         prompt: request.body.prompt as string,

@@ -101,6 +101,13 @@ describe("bad requests", () => {
     } finally {
       await small.server.close();
     }
+    // The model's own pixel limit (LoadOptions.pixelLimit) holds over HTTP too.
+    const strict = await startServer({}, { pixelLimit: 300 * 300 });
+    try {
+      await expectError(postJson(`${strict.url}/v1/caption`, { image }), 413, "ERR_IMAGE_DECODE");
+    } finally {
+      await strict.server.close();
+    }
     expect((await postJson(`${t.url}/v1/caption`, { image })).status).toBe(200);
   });
 
