@@ -7,7 +7,8 @@
 // the reference venv exists), and the machine's limits. Writes benchmarks/results/<date>-<host>.json and the
 // tables in benchmarks/README.md.
 //
-// Quick mode: PaliGemma 1 3B-224 at q4_k_m only, two repetitions (under 10 minutes once the weights exist).
+// Quick mode: PaliGemma 1 3B-224 at q4_k_m only, two repetitions, with transformers bf16 and fp32 beside it when
+// the reference venv exists (.venv-ref; --no-transformers skips them), so every run carries its own baseline.
 // Full mode: PaliGemma 1 3B-224 at q4_k_m, q8_0 and f16 with transformers bf16/fp32 beside it; PaliGemma 2
 // 3B-224 at q4_k_m, q8_0 and f16; PaliGemma 1 3B at 448 (everything) and 896 (image encode) at q4_k_m.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -48,7 +49,7 @@ const allTypes = ["q4_k_m", "q8_0", "f16"];
 const mmprojType = "bf16";
 const setups = (
   quick
-    ? [{ name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: ["q4_k_m"], reps: 2 }]
+    ? [{ name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: ["q4_k_m"], reps: 2, transformers: true }]
     : [
         { name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: allTypes, reps: 3, transformers: true, extras: true },
         { name: "pg2-3b-224", model: "pg2-3b", resolution: 224, types: allTypes, reps: 3 },
