@@ -7,12 +7,16 @@
 
 #include "ggml-alloc.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 namespace pali {
 
 namespace {
+
+// Query rows whose attention scores are computed together (see build_graph).
+constexpr int64_t ATTENTION_ROWS = 512;
 
 ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps) {
     x = ggml_norm(ctx, x, eps);
@@ -74,9 +78,21 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
             q = ggml_pad(ctx, ggml_cont(ctx, q), (int) (16 - hd % 16), 0, 0, 0);
             k = ggml_pad(ctx, ggml_cont(ctx, k), (int) (16 - hd % 16), 0, 0, 0);
         }
-        ggml_tensor * kq = ggml_mul_mat(ctx, k, q);             // [N_k, N_q, heads, B]
-        kq = ggml_soft_max_ext(ctx, kq, nullptr, scale, 0.0f);  // full attention: no mask
-        ggml_tensor * kqv = ggml_mul_mat(ctx, v, kq);           // [hd, N_q, heads, B]
+        // Scores for at most ATTENTION_ROWS queries at a time: all of them at 896 px (4096 tokens) would be
+        // N² × heads floats, twice (products and softmax), 2 GiB a layer; row blocks of the same products keep
+        // ggml's tiled kernels, and the graph allocator reuses one block's buffers for the next.
+        ggml_tensor * kqv = nullptr;                            // [hd, N_q, heads, B]
+        for (int64_t q0 = 0; q0 < n; q0 += ATTENTION_ROWS) {
+            const int64_t rows = std::min<int64_t>(ATTENTION_ROWS, n - q0);
+            // A contiguous copy of the block (2.6 MB): ggml's tiled f32 kernels need a contiguous right operand.
+            ggml_tensor * qb = rows == n ? q
+                                         : ggml_cont(ctx, ggml_view_4d(ctx, q, q->ne[0], rows, q->ne[2], q->ne[3], q->nb[1], q->nb[2], q->nb[3],
+                                                                       q0 * q->nb[1]));
+            ggml_tensor * kq = ggml_mul_mat(ctx, k, qb);            // [N_k, rows, heads, B]
+            kq = ggml_soft_max_ext(ctx, kq, nullptr, scale, 0.0f);  // full attention: no mask
+            ggml_tensor * block = ggml_mul_mat(ctx, v, kq);         // [hd, rows, heads, B]
+            kqv = kqv == nullptr ? block : ggml_concat(ctx, kqv, block, 1);
+        }
         kqv = ggml_permute(ctx, kqv, 0, 2, 1, 3);               // [hd, heads, N, B]
         cur = ggml_cont_3d(ctx, kqv, h, n, n_images);
         cur = linear(ctx, cur, L.o_w, L.o_b);
