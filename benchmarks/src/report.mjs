@@ -46,7 +46,7 @@ export function writeReport(results, path) {
     );
     for (const [type, r] of Object.entries(s.runs)) {
       const p = r.pali;
-      const files = (p.prefillTokPerS ? r.files.modelBytes : 0) + r.files.mmprojBytes;
+      const files = r.files.modelBytes + r.files.mmprojBytes;
       lines.push(
         `| pali | ${type} | ${f(p.loadMs, 0)} | ${range(p.imageEncodeMs, 0)} | ${p.prefillTokPerS ? range(p.prefillTokPerS) : "—"} | ${p.decodeTokPerS ? range(p.decodeTokPerS) : "—"} | ${p.timeToFirstTokenMs ? range(p.timeToFirstTokenMs, 0) : "—"} | ${p.captionMs ? range(p.captionMs, 0) : "—"} | ${f(p.peakRssBytes / 2 ** 30, 2)} GiB / ${f(files / 2 ** 30, 2)} GiB |`,
       );
