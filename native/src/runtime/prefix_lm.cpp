@@ -126,6 +126,10 @@ int32_t decode_prefix(pali_context * ctx, llama_seq_id seq, const float * image_
 
 int32_t score_suffix(pali_context * ctx, llama_seq_id seq, int32_t & n_past, const int32_t * suffix, int32_t n, float * logprobs) {
     const int32_t n_vocab = ctx->model->n_vocab;
+    if (n_past + n + 1 > ctx->n_ctx) return fail(PALI_ERR_CONTEXT_OVERFLOW, "the suffix does not fit in the context");
+    for (int32_t i = 0; i < n; i++) {
+        if (suffix[i] < 0 || suffix[i] >= n_vocab) return fail(PALI_ERR_INVALID_ARGUMENT, "suffix token outside the vocabulary");
+    }
     // The prefix's last logits predict the first suffix token.
     logprobs[0] = token_logprob(llama_get_logits_ith(ctx->lctx, -1), n_vocab, suffix[0]);
     // The rest as causal batches of at most MAX_OUTPUTS tokens (all but the last suffix token are inputs).
@@ -387,11 +391,6 @@ int32_t pali_context_score(pali_context * ctx, const int32_t * suffix, int32_t n
         }
         const pali::quiet_when_aborted quiet(ctx->abort);
         if (ctx->n_past == 0) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "run the prefix first");
-        if (ctx->n_past + n + 1 > ctx->n_ctx) return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the suffix does not fit in the context");
-        const int32_t n_vocab = ctx->model->n_vocab;
-        for (int32_t i = 0; i < n; i++) {
-            if (suffix[i] < 0 || suffix[i] >= n_vocab) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "suffix token outside the vocabulary");
-        }
         return pali::score_suffix(ctx, 0, ctx->n_past, suffix, n, logprobs);
     });
 }

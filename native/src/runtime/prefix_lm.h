@@ -50,7 +50,8 @@ int32_t check_prefix(const pali_context * ctx, int32_t n);
 // [image rows][text tokens] as one bidirectional block at positions 1..n of seq; logits for the last row.
 int32_t decode_prefix(pali_context * ctx, llama_seq_id seq, const float * image_embd, int32_t n_image, const int32_t * text_ids, int32_t n_text);
 
-// Teacher-forced log-probabilities of suffix after seq's last decoded row; advances n_past.
+// Teacher-forced log-probabilities of suffix after seq's last decoded row (checked against the vocabulary
+// and the context first); advances n_past.
 int32_t score_suffix(pali_context * ctx, llama_seq_id seq, int32_t & n_past, const int32_t * suffix, int32_t n, float * logprobs);
 
 // Whether any continuous-batching sequence holds cache cells (whole-context calls must wait for them).

@@ -156,10 +156,6 @@ int32_t pali_context_seq_score(pali_context * ctx, int32_t seq, const int32_t * 
         const pali::quiet_when_aborted quiet(ctx->abort);
         pali_sequence & s = ctx->seqs[(size_t) seq];
         if (!s.active || s.n_past == 0) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "run the sequence's prefix first");
-        if (s.n_past + n + 1 > ctx->n_ctx) return pali::fail(PALI_ERR_CONTEXT_OVERFLOW, "the suffix does not fit in the context");
-        for (int32_t i = 0; i < n; i++) {
-            if (suffix[i] < 0 || suffix[i] >= ctx->model->n_vocab) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "suffix token outside the vocabulary");
-        }
         return pali::score_suffix(ctx, seq, s.n_past, suffix, n, logprobs);
     });
 }

@@ -79,11 +79,6 @@ export class Scheduler {
     this.#eos = eos;
   }
 
-  /** requests generating now, and waiting for a sequence */
-  get load(): { active: number; waiting: number } {
-    return { active: this.#active.size, waiting: this.#waiting.length + this.#exclusive.length };
-  }
-
   generate(request: SequenceRequest): Promise<SequenceResult> {
     return this.#enqueue({ kind: "generate", request });
   }
@@ -231,7 +226,8 @@ export class Scheduler {
         }
       });
       this.#release(seq);
-      this.#settle(job, r.signal, () => job.resolve(out as never));
+      if (this.#disposed || r.signal?.aborted) job.reject(this.#failure(undefined, r.signal));
+      else job.resolve(out as never);
     } catch (error) {
       this.#release(seq);
       this.#active.delete(seq);
@@ -316,20 +312,14 @@ export class Scheduler {
   async #runExclusive(x: Exclusive): Promise<void> {
     try {
       const value = await this.#context.run(x.signal, () => x.work(this.#context));
-      if (this.#disposed) throw new DisposedError("This model");
-      if (x.signal?.aborted) throw new AbortError("The request was aborted", { cause: x.signal.reason });
-      x.resolve(value as never);
+      if (this.#disposed || x.signal?.aborted) x.reject(this.#failure(undefined, x.signal));
+      else x.resolve(value as never);
     } catch (error) {
       x.reject(this.#failure(error, x.signal));
     }
   }
 
-  #settle(job: Job, signal: AbortSignal | undefined, ok: () => void): void {
-    if (this.#disposed) job.reject(new DisposedError("This model"));
-    else if (signal?.aborted) job.reject(new AbortError("The request was aborted", { cause: signal.reason }));
-    else ok();
-  }
-
+  /** What a request fails with: ERR_DISPOSED after dispose(), ERR_ABORTED after its signal, else a PaliError. */
   #failure(error: unknown, signal: AbortSignal | undefined): unknown {
     if (this.#disposed) return new DisposedError("This model");
     if (signal?.aborted) return new AbortError("The request was aborted", { cause: signal.reason });

@@ -103,16 +103,16 @@ export interface ModelInfo {
 }
 
 interface RunResult {
-  text?: string;
+  text: string;
   tokens: ArrayLike<number>;
   logprobs: ArrayLike<number>;
   finishReason: FinishReason;
   timings: Timings;
 }
 
-function toGenerateResult(result: RunResult, streamed: string): GenerateResult {
+function toGenerateResult(result: RunResult): GenerateResult {
   return {
-    text: result.text ?? streamed,
+    text: result.text,
     tokens: Array.from(result.tokens),
     logprobs: Array.from(result.logprobs),
     finishReason: result.finishReason,
@@ -258,11 +258,7 @@ export class PaliGemma {
   }
 
   async generate(request: GenerateRequest): Promise<GenerateResult> {
-    let text = "";
-    const result = await this.#run(request, (chunk) => {
-      text += chunk.text;
-    });
-    return toGenerateResult(result, text);
+    return toGenerateResult(await this.#run(request, () => {}));
   }
 
   /**
@@ -274,15 +270,13 @@ export class PaliGemma {
     let wake: (() => void) | undefined;
     let done = false;
     let failure: unknown;
-    let text = "";
     let final: GenerateResult | undefined;
     const run = this.#run(request, (chunk) => {
-      text += chunk.text;
       pending.push(chunk);
       wake?.();
     }).then(
       (result) => {
-        final = toGenerateResult(result, text);
+        final = toGenerateResult(result);
         done = true;
         wake?.();
       },

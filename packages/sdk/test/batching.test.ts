@@ -105,6 +105,18 @@ describe("demo model", () => {
     await two.dispose();
   });
 
+  it("stream() ends with the whole result as its return value, as generate() gives it", async () => {
+    const r = requests[0] as GenerateRequest;
+    const it = pg.stream(r);
+    let text = "";
+    let next = await it.next();
+    for (; !next.done; next = await it.next()) text += next.value.text;
+    const want = expected[0] as GenerateResult;
+    expect(next.value).toMatchObject({ text: want.text, tokens: want.tokens, finishReason: want.finishReason });
+    expect(text).toBe(want.text);
+    expect(next.value.timings.decodedTokens).toBe(want.tokens.length);
+  });
+
   it("takes requests that arrive while others are decoding", async () => {
     const results: Promise<GenerateResult>[] = [];
     for (const r of requests) {

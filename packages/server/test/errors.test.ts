@@ -10,7 +10,17 @@ import type { AddressInfo } from "node:net";
 import { PaliError } from "@pali/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer } from "../src/index.js";
-import { chatBody, example, exampleBase64, type Loose, loadDemo, postJson, startServer, type TestServer } from "./helpers.js";
+import {
+  chatBody,
+  example,
+  exampleBase64,
+  type Loose,
+  loadDemo,
+  post,
+  postJson,
+  startServer,
+  type TestServer,
+} from "./helpers.js";
 
 let t: TestServer;
 let image: string;
@@ -61,24 +71,12 @@ describe("bad requests", () => {
     await expectError(postJson(`${t.url}/v1/nothing-here`, {}), 404, "ERR_NOT_FOUND");
 
     // Not JSON at all, and an unknown content type.
-    const broken = await fetch(`${t.url}/v1/caption`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: "{",
-    });
-    expect([broken.status, ((await broken.json()) as { error: { code: string } }).error.code]).toEqual([
-      400,
-      "ERR_INVALID_ARGUMENT",
-    ]);
-    const xml = await fetch(`${t.url}/v1/caption`, {
-      method: "POST",
-      headers: { "content-type": "application/xml" },
-      body: "<a/>",
-    });
-    expect([xml.status, ((await xml.json()) as { error: { code: string } }).error.code]).toEqual([
+    await expectError(post(`${t.url}/v1/caption`, "{", { "content-type": "application/json" }), 400, "ERR_INVALID_ARGUMENT");
+    await expectError(
+      post(`${t.url}/v1/caption`, "<a/>", { "content-type": "application/xml" }),
       415,
       "ERR_UNSUPPORTED_MEDIA_TYPE",
-    ]);
+    );
 
     expect((await caption({ image })).status).toBe(200);
   });
@@ -87,11 +85,7 @@ describe("bad requests", () => {
     await expectError(postJson(`${t.url}/v1/caption`, { image: "A".repeat(50 * 1024 * 1024) }), 413, "ERR_PAYLOAD_TOO_LARGE");
     const form = new FormData();
     form.append("image", new Blob([Buffer.alloc(21 * 1024 * 1024)]), "big.png");
-    const upload = await fetch(`${t.url}/v1/caption`, { method: "POST", body: form });
-    expect([upload.status, ((await upload.json()) as { error: { code: string } }).error.code]).toEqual([
-      413,
-      "ERR_PAYLOAD_TOO_LARGE",
-    ]);
+    await expectError(post(`${t.url}/v1/caption`, form), 413, "ERR_PAYLOAD_TOO_LARGE");
 
     // 448×448 is over a 300×300 pixel limit: the SDK's ERR_IMAGE_DECODE, answered as a size problem.
     const small = await startServer({ pixelLimit: 300 * 300, bodyLimit: 64 * 1024 });

@@ -59,12 +59,9 @@ export function chatBody(prompt: string, imageUrl: string, extra: Record<string,
 // biome-ignore lint/suspicious/noExplicitAny: response bodies in tests
 export type Loose = any;
 
-export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
+/** A POST of any body: the status, headers, text and parsed JSON (undefined when the answer is not JSON). */
+export async function post(url: string, body: BodyInit, headers: Record<string, string> = {}) {
+  const response = await fetch(url, { method: "POST", headers, body });
   const text = await response.text();
   let json: unknown;
   try {
@@ -73,4 +70,8 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
     json = undefined;
   }
   return { status: response.status, headers: response.headers, text, json: json as Loose };
+}
+
+export function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
+  return post(url, JSON.stringify(body), { "content-type": "application/json", ...headers });
 }

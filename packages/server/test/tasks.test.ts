@@ -7,7 +7,7 @@ import { type CocoDataset, toCocoDataset } from "@pali/sdk";
 import { decodeRle } from "@pali/tasks";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { example, exampleBase64, type Loose, postJson, startServer, type TestServer } from "./helpers.js";
+import { example, exampleBase64, type Loose, post, postJson, startServer, type TestServer } from "./helpers.js";
 
 let t: TestServer;
 let image: string;
@@ -24,8 +24,7 @@ async function postForm(path: string, fields: Record<string, string | string[]>,
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) for (const one of [v].flat()) form.append(k, one);
   if (file) form.append("image", new Blob([new Uint8Array(file.bytes)], { type: "image/png" }), file.name);
-  const response = await fetch(`${t.url}${path}`, { method: "POST", body: form });
-  return { status: response.status, json: (await response.json()) as Loose };
+  return post(`${t.url}${path}`, form);
 }
 
 describe("task endpoints", () => {
@@ -157,11 +156,8 @@ describe("task endpoints", () => {
     expect([badType.status, badType.json.error.code]).toEqual([400, "ERR_INVALID_ARGUMENT"]);
     const form = new FormData();
     form.append("picture", new Blob([bytes]), "x.png");
-    const stray = await fetch(`${t.url}/v1/caption`, { method: "POST", body: form });
-    expect([stray.status, ((await stray.json()) as { error: { code: string } }).error.code]).toEqual([
-      400,
-      "ERR_INVALID_ARGUMENT",
-    ]);
+    const stray = await post(`${t.url}/v1/caption`, form);
+    expect([stray.status, stray.json.error.code]).toEqual([400, "ERR_INVALID_ARGUMENT"]);
     const missing = await postForm("/v1/caption", { long: "true" });
     expect([missing.status, missing.json.error.code]).toEqual([400, "ERR_INVALID_ARGUMENT"]);
   });
