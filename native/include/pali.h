@@ -174,6 +174,10 @@ PALI_API int32_t pali_text_model_tokenize(const pali_text_model * model, const c
 // A metadata value as libllama's loader stored it (stringified); PALI_ERR_INVALID_ARGUMENT when absent.
 PALI_API int32_t pali_text_model_meta(const pali_text_model * model, const char * key, char * buf, size_t buf_size);
 
+// Loads a libllama LoRA adapter (pali convert --lora) for this model and returns its index in *index. Adapters
+// live as long as the model; add them before creating contexts. pali_context_set_loras chooses which apply.
+PALI_API int32_t pali_text_model_add_lora(pali_text_model * model, const char * path, int32_t * index);
+
 // ---- vision model (SigLIP + projector from an mmproj GGUF) ---------------------------------------
 
 typedef struct pali_vision_model pali_vision_model;
@@ -211,6 +215,15 @@ PALI_API int32_t pali_vision_model_get_info(const pali_vision_model * model, str
 PALI_API int32_t pali_vision_model_encode(const pali_vision_model * model, const float * pixels, int32_t n_images,
                                           int32_t n_threads, float * out, size_t out_count, const volatile int32_t * abort);
 
+// Loads a vision LoRA file (pali convert --lora) for this model and returns its index in *index. Adapters
+// live as long as the model; add them before the first encode (not while one runs).
+PALI_API int32_t pali_vision_model_add_lora(pali_vision_model * model, const char * path, int32_t * index);
+
+// pali_vision_model_encode with adapters: loras[i] (indices from pali_vision_model_add_lora) at scales[i].
+PALI_API int32_t pali_vision_model_encode_lora(const pali_vision_model * model, const float * pixels, int32_t n_images,
+                                               int32_t n_threads, int32_t n_loras, const int32_t * loras, const float * scales,
+                                               float * out, size_t out_count, const volatile int32_t * abort);
+
 // ---- images ----------------------------------------------------------------------------------------
 
 // Resizes an 8-bit RGB image (row-major, 3 bytes a pixel) to size×size exactly as PIL's Image.resize with
@@ -234,6 +247,11 @@ struct pali_context_params {
 PALI_API struct pali_context_params pali_context_default_params(void);
 PALI_API int32_t pali_context_init(const pali_text_model * model, struct pali_context_params params, pali_context ** out);
 PALI_API void    pali_context_free(pali_context * ctx);
+
+// The adapters (indices from pali_text_model_add_lora, with scales) that the next decodes apply; n = 0: none.
+// A sequence's cache is only valid under the set it was filled with: change the set only between requests,
+// or step sequences of one set at a time. Changing it costs a graph reservation on the next decode.
+PALI_API int32_t pali_context_set_loras(pali_context * ctx, int32_t n, const int32_t * loras, const float * scales);
 
 // Makes the running (or next) prefill/generate/score stop as soon as possible (PALI_ERR_ABORTED or
 // finish reason ABORTED). Safe from any thread; pass false to re-arm.

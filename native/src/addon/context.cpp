@@ -32,6 +32,7 @@ class Context : public Napi::ObjectWrap<Context> {
             InstanceMethod("seqStep", &Context::SeqStep),
             InstanceMethod("seqScore", &Context::SeqScore),
             InstanceMethod("seqRelease", &Context::SeqRelease),
+            InstanceMethod("setLoras", &Context::SetLoras),
             InstanceMethod("abort", &Context::Abort),
             InstanceMethod("timings", &Context::Timings),
             InstanceMethod("dispose", &Context::Dispose),
@@ -238,6 +239,17 @@ class Context : public Napi::ObjectWrap<Context> {
     }
 
     // seqRelease(seq) -> void (cheap: tags cells free)
+    // setLoras(indices: Int32Array, scales: Float32Array); synchronous, between native calls.
+    Napi::Value SetLoras(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        Napi::Int32Array loras = info[0].As<Napi::Int32Array>();
+        Napi::Float32Array scales = info[1].As<Napi::Float32Array>();
+        if (loras.ElementLength() != scales.ElementLength()) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "one scale per LoRA");
+        const int32_t status = pali_context_set_loras(live(env), (int32_t) loras.ElementLength(), loras.Data(), scales.Data());
+        if (status != PALI_OK) throw status_error(env, status, pali_last_error());
+        return env.Undefined();
+    }
+
     Napi::Value SeqRelease(const Napi::CallbackInfo & info) {
         if (ctx_ != nullptr) pali_context_seq_release(ctx_, info[0].As<Napi::Number>().Int32Value());
         return info.Env().Undefined();

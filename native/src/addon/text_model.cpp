@@ -20,6 +20,7 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
             InstanceMethod("info", &TextModel::Info),
             InstanceMethod("meta", &TextModel::Meta),
             InstanceMethod("tokenize", &TextModel::Tokenize),
+            InstanceMethod("addLora", &TextModel::AddLora),
             InstanceMethod("dispose", &TextModel::Dispose),
         });
         constructor = Napi::Persistent(fn);
@@ -118,6 +119,18 @@ class TextModel : public Napi::ObjectWrap<TextModel> {
         Napi::Int32Array out = Napi::Int32Array::New(env, (size_t) n);
         std::copy(ids.begin(), ids.begin() + n, out.Data());
         return out;
+    }
+
+    // addLora(path) -> Promise<number>: the adapter's index for Context.setLoras.
+    Napi::Value AddLora(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        pali_text_model * model = live(env);
+        std::string path = info[0].As<Napi::String>().Utf8Value();
+        auto index = std::make_shared<int32_t>(-1);
+        auto keep = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info.This()));
+        return run_async(
+            env, [model, path, index]() { return pali_text_model_add_lora(model, path.c_str(), index.get()); },
+            [index, keep](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *index); });
     }
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {

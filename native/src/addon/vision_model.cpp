@@ -18,6 +18,7 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
             StaticMethod("load", &VisionModel::Load),
             InstanceMethod("info", &VisionModel::Info),
             InstanceMethod("encode", &VisionModel::Encode),
+            InstanceMethod("addLora", &VisionModel::AddLora),
             InstanceMethod("dispose", &VisionModel::Dispose),
         });
         constructor = Napi::Persistent(fn);
@@ -90,6 +91,16 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
             abort = flag.Data();
             keep->push_back(Napi::Persistent(info[4]));
         }
+        // loras (Int32Array) and scales (Float32Array), copied: the encode runs on another thread.
+        std::vector<int32_t> loras;
+        std::vector<float> scales;
+        if (info.Length() > 6 && info[5].IsTypedArray() && info[6].IsTypedArray()) {
+            Napi::Int32Array l = info[5].As<Napi::Int32Array>();
+            Napi::Float32Array s = info[6].As<Napi::Float32Array>();
+            if (l.ElementLength() != s.ElementLength()) throw status_error(env, PALI_ERR_INVALID_ARGUMENT, "one scale per LoRA");
+            loras.assign(l.Data(), l.Data() + l.ElementLength());
+            scales.assign(s.Data(), s.Data() + s.ElementLength());
+        }
         busy_++;
         const pali_vision_model * model = model_;
         const float * px = pixels.Data();
@@ -99,11 +110,31 @@ class VisionModel : public Napi::ObjectWrap<VisionModel> {
         return run_async(
             env,
             [=]() {
-                const int32_t status = pali_vision_model_encode(model, px, n_images, threads, o, count, abort);
+                const int32_t status = pali_vision_model_encode_lora(model, px, n_images, threads, (int32_t) loras.size(), loras.data(),
+                                                                     scales.data(), o, count, abort);
                 busy_--;
                 return status;
             },
             [keep](Napi::Env e) { return e.Undefined(); });
+    }
+
+    // addLora(path) -> Promise<number>: the adapter's index for encode's loras.
+    Napi::Value AddLora(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        if (model_ == nullptr) throw status_error(env, PALI_ERR_DISPOSED, "the vision model was disposed");
+        std::string path = info[0].As<Napi::String>().Utf8Value();
+        auto index = std::make_shared<int32_t>(-1);
+        auto keep = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(info.This()));
+        pali_vision_model * model = model_;
+        busy_++;
+        return run_async(
+            env,
+            [this, model, path, index]() {
+                const int32_t status = pali_vision_model_add_lora(model, path.c_str(), index.get());
+                busy_--;
+                return status;
+            },
+            [index, keep](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *index); });
     }
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {

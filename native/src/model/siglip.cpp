@@ -23,8 +23,16 @@ ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, g
     return ggml_add(ctx, ggml_mul(ctx, x, w), b);
 }
 
-ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) {
-    return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);
+// W·x + b, plus scale·B·(A·x) for each adapter that adapts W.
+ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, const vision_lora_set & loras) {
+    ggml_tensor * y = ggml_mul_mat(ctx, w, x);
+    for (const auto & [lora, scale] : loras) {
+        const auto it = lora->by_weight.find(w);
+        if (it == lora->by_weight.end()) continue;
+        ggml_tensor * delta = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, x));
+        y = ggml_add(ctx, y, ggml_scale(ctx, delta, scale));
+    }
+    return ggml_add(ctx, y, b);
 }
 
 // GELU with the tanh approximation (gelu_pytorch_tanh), composed from exact ops: ggml_gelu reads an
@@ -38,7 +46,7 @@ ggml_tensor * gelu_tanh(ggml_context * ctx, ggml_tensor * x) {
 }
 
 // pixels: [S, S, 3, B] (ggml order: width fastest) → image embeddings [D, N, B].
-ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tensor * pixels, int n_images) {
+ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tensor * pixels, int n_images, const vision_lora_set & loras) {
     const auto & hp = m.hparams;
     const int64_t h = hp.n_embd, n = hp.n_patches, heads = hp.n_head, hd = hp.n_embd / hp.n_head;
 
@@ -66,9 +74,9 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
         const vision_layer & L = m.layers[il];
         ggml_tensor * cur = layer_norm(ctx, x, L.ln1_w, L.ln1_b, hp.eps);
 
-        ggml_tensor * q = ggml_reshape_4d(ctx, linear(ctx, cur, L.q_w, L.q_b), hd, heads, n, n_images);
-        ggml_tensor * k = ggml_reshape_4d(ctx, linear(ctx, cur, L.k_w, L.k_b), hd, heads, n, n_images);
-        ggml_tensor * v = ggml_reshape_4d(ctx, linear(ctx, cur, L.v_w, L.v_b), hd, heads, n, n_images);
+        ggml_tensor * q = ggml_reshape_4d(ctx, linear(ctx, cur, L.q_w, L.q_b, loras), hd, heads, n, n_images);
+        ggml_tensor * k = ggml_reshape_4d(ctx, linear(ctx, cur, L.k_w, L.k_b, loras), hd, heads, n, n_images);
+        ggml_tensor * v = ggml_reshape_4d(ctx, linear(ctx, cur, L.v_w, L.v_b, loras), hd, heads, n, n_images);
         q = ggml_permute(ctx, q, 0, 2, 1, 3);                   // [hd, N, heads, B]
         k = ggml_permute(ctx, k, 0, 2, 1, 3);                   // [hd, N, heads, B]
         v = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));   // [N, hd, heads, B]
@@ -95,18 +103,18 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
         }
         kqv = ggml_permute(ctx, kqv, 0, 2, 1, 3);               // [hd, heads, N, B]
         cur = ggml_cont_3d(ctx, kqv, h, n, n_images);
-        cur = linear(ctx, cur, L.o_w, L.o_b);
+        cur = linear(ctx, cur, L.o_w, L.o_b, loras);
         x = ggml_add(ctx, x, cur);
 
         cur = layer_norm(ctx, x, L.ln2_w, L.ln2_b, hp.eps);
-        cur = gelu_tanh(ctx, linear(ctx, cur, L.up_w, L.up_b));
-        cur = linear(ctx, cur, L.down_w, L.down_b);
+        cur = gelu_tanh(ctx, linear(ctx, cur, L.up_w, L.up_b, loras));
+        cur = linear(ctx, cur, L.down_w, L.down_b, loras);
         x = ggml_add(ctx, x, cur);
     }
     x = layer_norm(ctx, x, m.post_ln_w, m.post_ln_b, hp.eps);
     ggml_set_name(x, "vision_out");
     // The projector's output enters the decoder unscaled (SPEC §1.3, "Decisions").
-    x = linear(ctx, x, m.proj_w, m.proj_b);
+    x = linear(ctx, x, m.proj_w, m.proj_b, loras);
     ggml_set_name(x, "image_embeddings");
     return x;
 }
@@ -114,11 +122,12 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
 } // namespace
 
 int32_t encode_images(const vision_model & model, ggml_backend_dev_t device, const float * pixels, int n_images, int n_threads,
-                      float * out, const volatile int32_t * abort) {
+                      const vision_lora_set & loras, float * out, const volatile int32_t * abort) {
     const auto & hp = model.hparams;
     if (n_images <= 0) return fail(PALI_ERR_INVALID_ARGUMENT, "no images to encode");
     // The patch embedding adds about ten nodes per image (a 512-image batch overflowed a fixed size).
-    graph_runner runner(device, 8192 + 16 * (size_t) n_images, n_threads, abort);
+    // Each adapted matrix adds four nodes per adapter.
+    graph_runner runner(device, 8192 + 16 * (size_t) n_images + 1024 * loras.size(), n_threads, abort);
     ggml_tensor * inp = nullptr;
     return runner.run(
         "the image encode",
@@ -126,7 +135,7 @@ int32_t encode_images(const vision_model & model, ggml_backend_dev_t device, con
             inp = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, hp.image_size, hp.image_size, 3, n_images);
             ggml_set_name(inp, "pixels");
             ggml_set_input(inp);
-            return build_graph(ctx, model, inp, n_images);
+            return build_graph(ctx, model, inp, n_images, loras);
         },
         // pixels arrive as [B][3][S][S] (channel planes), which is ggml's [S, S, 3, B]
         [&]() { ggml_backend_tensor_set(inp, pixels, 0, ggml_nbytes(inp)); },

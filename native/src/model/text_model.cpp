@@ -101,4 +101,21 @@ int32_t pali_text_model_meta(const pali_text_model * model, const char * key, ch
     return n;
 }
 
+int32_t pali_text_model_add_lora(pali_text_model * model, const char * path, int32_t * index) {
+    return pali::guard("pali_text_model_add_lora", [&]() -> int32_t {
+        if (model == nullptr || path == nullptr || index == nullptr) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "model, path and index are required");
+        }
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec)) return pali::fail(PALI_ERR_IO, std::string("no such file: ") + path);
+        llama_adapter_lora * lora = llama_adapter_lora_init(model->model, path);
+        if (lora == nullptr) {
+            return pali::fail(PALI_ERR_MODEL_FORMAT, std::string("libllama could not load the LoRA adapter ") + path + " (see the log for the reason)");
+        }
+        model->loras.push_back(lora);
+        *index = (int32_t) model->loras.size() - 1;
+        return PALI_OK;
+    });
+}
+
 } // extern "C"

@@ -19,6 +19,7 @@ struct pali_text_model {
     size_t        embd_row_size = 0; // bytes per row
     int32_t       n_embd = 0;
     int32_t       n_vocab = 0;
+    std::vector<llama_adapter_lora *> loras; // owned by libllama's model, freed with it
 };
 
 namespace pali {

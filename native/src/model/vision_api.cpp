@@ -4,6 +4,7 @@
 
 #include "../core/internal.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -70,6 +71,24 @@ int32_t pali_vision_model_get_info(const pali_vision_model * model, struct pali_
 
 int32_t pali_vision_model_encode(const pali_vision_model * model, const float * pixels, int32_t n_images, int32_t n_threads,
                                  float * out, size_t out_count, const volatile int32_t * abort) {
+    return pali_vision_model_encode_lora(model, pixels, n_images, n_threads, 0, nullptr, nullptr, out, out_count, abort);
+}
+
+int32_t pali_vision_model_add_lora(pali_vision_model * model, const char * path, int32_t * index) {
+    return pali::guard("pali_vision_model_add_lora", [&]() -> int32_t {
+        if (model == nullptr || path == nullptr || index == nullptr) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "model, path and index are required");
+        auto lora = std::make_unique<pali::vision_lora>();
+        const int32_t status = pali::load_vision_lora(path, model->model, model->device, *lora);
+        if (status != PALI_OK) return status;
+        model->model.loras.push_back(std::move(lora));
+        *index = (int32_t) model->model.loras.size() - 1;
+        return PALI_OK;
+    });
+}
+
+int32_t pali_vision_model_encode_lora(const pali_vision_model * model, const float * pixels, int32_t n_images, int32_t n_threads,
+                                      int32_t n_loras, const int32_t * loras, const float * scales, float * out, size_t out_count,
+                                      const volatile int32_t * abort) {
     return pali::guard("pali_vision_model_encode", [&]() -> int32_t {
         if (model == nullptr || pixels == nullptr || out == nullptr || n_images <= 0) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "model, pixels, out and at least one image are required");
@@ -79,8 +98,19 @@ int32_t pali_vision_model_encode(const pali_vision_model * model, const float * 
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "out has room for " + std::to_string(out_count) + " floats, " +
                                                              std::to_string((size_t) n_images * hp.n_patches * hp.projection_dim) + " are needed");
         }
+        pali::vision_lora_set set;
+        if (n_loras < 0 || (n_loras > 0 && (loras == nullptr || scales == nullptr))) {
+            return pali::fail(PALI_ERR_INVALID_ARGUMENT, "loras and scales are required when n_loras > 0");
+        }
+        for (int32_t i = 0; i < n_loras; i++) {
+            if (loras[i] < 0 || loras[i] >= (int32_t) model->model.loras.size()) {
+                return pali::fail(PALI_ERR_INVALID_ARGUMENT, "no vision LoRA " + std::to_string(loras[i]) + " on this model");
+            }
+            if (!std::isfinite(scales[i])) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "a LoRA scale is not finite");
+            if (scales[i] != 0.0f) set.emplace_back(model->model.loras[loras[i]].get(), scales[i]);
+        }
         // Compute buffers are per call, so several encodes may run at once on one model.
-        return pali::encode_images(model->model, model->device, pixels, n_images, n_threads, out, abort);
+        return pali::encode_images(model->model, model->device, pixels, n_images, n_threads, set, out, abort);
     });
 }
 

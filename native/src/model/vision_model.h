@@ -4,6 +4,8 @@
 #include "ggml-backend.h"
 #include "ggml.h"
 
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,26 @@ struct vision_layer {
     ggml_tensor * down_w = nullptr, * down_b = nullptr;
 };
 
+// A LoRA adapter for the tower and projector: for each adapted weight W [in, out] (ggml order), A [in, r] and
+// B [r, out], so that W·x becomes W·x + scale·B·(A·x) (PEFT's scaling is folded into B by the converter).
+struct vision_lora {
+    struct pair {
+        ggml_tensor * a = nullptr;
+        ggml_tensor * b = nullptr;
+    };
+    std::map<const ggml_tensor *, pair> by_weight;
+    ggml_context *          ctx = nullptr;
+    ggml_backend_buffer_t   buffer = nullptr;
+
+    vision_lora() = default;
+    vision_lora(const vision_lora &) = delete;
+    vision_lora & operator=(const vision_lora &) = delete;
+    ~vision_lora();
+};
+
+// The adapters one encode applies, with their scales.
+using vision_lora_set = std::vector<std::pair<const vision_lora *, float>>;
+
 struct vision_model {
     vision_hparams            hparams;
     ggml_tensor *             patch_w = nullptr;
@@ -46,6 +68,7 @@ struct vision_model {
     ggml_context *          ctx = nullptr;    // tensor metadata
     ggml_backend_buffer_t   buffer = nullptr; // tensor data
     std::string             name;
+    std::vector<std::unique_ptr<vision_lora>> loras; // added before use, never removed
 
     ~vision_model();
 };
@@ -53,5 +76,9 @@ struct vision_model {
 // Loads and validates an mmproj file: every key, tensor name, shape and type is checked before any
 // data is read; the message names what is wrong. Returns a pali status.
 int32_t load_vision_model(const char * path, ggml_backend_dev_t device, vision_model & out);
+
+// Loads a vision LoRA file (pali convert --lora) for `model`: every tensor must adapt one of the model's
+// matrices with matching shapes; the message names the first that does not.
+int32_t load_vision_lora(const char * path, const vision_model & model, ggml_backend_dev_t device, vision_lora & out);
 
 } // namespace pali

@@ -58,6 +58,8 @@ export interface ConvertOptions {
   threads?: number;
   signal?: AbortSignal;
   onProgress?: (progress: ConvertProgress) => void;
+  /** low-rank changes to merge, by `${part}:${key}` of canonicalName (see convertLora's merge) */
+  deltas?: ReadonlyMap<string, MatrixDelta>;
 }
 
 export interface ConvertResult {
@@ -90,6 +92,8 @@ async function loadTensors(dir: string): Promise<SafetensorsTensor[]> {
   return all;
 }
 
+export type CheckpointParts = ReturnType<typeof lookups>;
+
 function lookups(tensors: SafetensorsTensor[]) {
   const parts = {
     text: new Map<string, SafetensorsTensor>(),
@@ -109,8 +113,37 @@ function lookups(tensors: SafetensorsTensor[]) {
   return parts;
 }
 
+/** A low-rank change merged into one matrix: W += B·A, with B already scaled (pali convert --lora --merge). */
+export interface MatrixDelta {
+  rank: number;
+  /** [rank][in] row-major */
+  a: Float32Array;
+  /** [out][rank] row-major */
+  b: Float32Array;
+}
+
+/** Adds rows [first, first + count) of B·A to `values` (count rows of length `rowLength`). */
+function addDelta(values: Float32Array, delta: MatrixDelta, rowLength: number, first: number, count: number): void {
+  const { rank, a, b } = delta;
+  for (let row = 0; row < count; row++) {
+    const at = row * rowLength;
+    for (let k = 0; k < rank; k++) {
+      const coefficient = b[(first + row) * rank + k] as number;
+      if (coefficient === 0) continue;
+      const from = k * rowLength;
+      for (let i = 0; i < rowLength; i++) values[at + i] = (values[at + i] as number) + coefficient * (a[from + i] as number);
+    }
+  }
+}
+
 /** The bytes of one planned tensor, a few MiB at a time. */
-function tensorData(t: PlannedTensor, threads: number, signal: AbortSignal | undefined, onRead: (bytes: number) => void) {
+function tensorData(
+  t: PlannedTensor,
+  threads: number,
+  signal: AbortSignal | undefined,
+  onRead: (bytes: number) => void,
+  delta?: MatrixDelta,
+) {
   return async function* (): AsyncGenerator<Uint8Array> {
     const rowLength = t.shape[0] as number;
     const rows = t.shape.reduce((a, b) => a * b, 1) / rowLength;
@@ -121,6 +154,7 @@ function tensorData(t: PlannedTensor, threads: number, signal: AbortSignal | und
       const count = Math.min(chunkRows, rows - first);
       const values = await readRows(t.source, rowLength, first, count);
       if (t.addOne) for (let i = 0; i < values.length; i++) values[i] = (values[i] as number) + 1;
+      if (delta) addDelta(values, delta, rowLength, first, count);
       yield t.type === "f32"
         ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
         : await convertRows(t.type, values, rowLength, { threads });
@@ -237,15 +271,8 @@ async function removeStalePartials(target: string): Promise<void> {
   }
 }
 
-export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
-  const input = expectNonEmptyString(options.input, "input");
-  const outDir = expectNonEmptyString(options.outDir, "outDir");
-  const type = optional(options.type, "f16" as ModelType, (v) => expectOneOf(v, "type", modelTypes));
-  const mmprojType = optional(options.mmprojType, "f16" as MmprojType, (v) => expectOneOf(v, "mmprojType", mmprojTypes));
-  const force = optional(options.force, false, (v) => expectBoolean(v, "force"));
-  const threads = optional(options.threads, 0, (v) => expectInteger(v, "threads", 0, 1024));
-  const signal = expectAbortSignal(options.signal, "signal");
-
+/** A checkpoint folder's config and its tensors, by part and canonical name (headers only). */
+export async function readCheckpoint(input: string): Promise<{ spec: PaliGemmaSpec; parts: CheckpointParts }> {
   const inputStat = await stat(input).catch(() => undefined);
   if (!inputStat?.isDirectory())
     throw new IoError(`${input} is not a directory. Pass the folder of a Hugging Face PaliGemma checkpoint.`);
@@ -257,11 +284,23 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   }
   const spec = parsePaliGemmaConfig(config);
   spec.source ??= basename(resolve(input));
+  return { spec, parts: lookups(await loadTensors(input)) };
+}
+
+export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
+  const input = expectNonEmptyString(options.input, "input");
+  const outDir = expectNonEmptyString(options.outDir, "outDir");
+  const type = optional(options.type, "f16" as ModelType, (v) => expectOneOf(v, "type", modelTypes));
+  const mmprojType = optional(options.mmprojType, "f16" as MmprojType, (v) => expectOneOf(v, "mmprojType", mmprojTypes));
+  const force = optional(options.force, false, (v) => expectBoolean(v, "force"));
+  const threads = optional(options.threads, 0, (v) => expectInteger(v, "threads", 0, 1024));
+  const signal = expectAbortSignal(options.signal, "signal");
+
+  const { spec, parts } = await readCheckpoint(input);
   const name = optional(options.name, basename(resolve(input)), (v) => expectNonEmptyString(v, "name"));
   if (/[/\\]/.test(name))
     throw new InvalidArgumentError(`Expected a file name without slashes for name but received ${JSON.stringify(name)}`);
 
-  const parts = lookups(await loadTensors(input));
   const vocab = await readVocabulary(input, spec.text.vocabSize, spec.imageTokenId);
   const textPlan = planText(spec, (k) => parts.text.get(k), type);
   const visionPlan = planVision(
@@ -281,6 +320,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     await removeStalePartials(p);
   }
 
+  const deltaFor = (t: PlannedTensor): MatrixDelta | undefined => {
+    const c = canonicalName(t.source.name);
+    return c && options.deltas?.get(`${c.part}:${c.key}`);
+  };
   const total = [...textPlan, ...visionPlan].reduce((n, t) => n + t.source.byteLength, 0);
   let done = 0;
   const write = async (file: "model" | "mmproj", path: string, metadata: [string, GGUFValue][], plan: PlannedTensor[]) => {
@@ -288,10 +331,16 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       name: t.name,
       type: t.type,
       shape: t.shape,
-      data: tensorData(t, threads, signal, (bytes) => {
-        done += bytes;
-        options.onProgress?.({ file, tensor: t.name, done, total });
-      }),
+      data: tensorData(
+        t,
+        threads,
+        signal,
+        (bytes) => {
+          done += bytes;
+          options.onProgress?.({ file, tensor: t.name, done, total });
+        },
+        deltaFor(t),
+      ),
     }));
     await writeGGUF(path, metadata, tensors, signal ? { signal } : {});
   };

@@ -1,5 +1,6 @@
 export * from "./convert.js";
 export * from "./hf-config.js";
+export * from "./lora.js";
 export * from "./npz.js";
 export * from "./safetensors.js";
 export * from "./seg-vae.js";

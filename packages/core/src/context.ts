@@ -3,6 +3,7 @@
  * flight: dispose() during work aborts it and frees the context once it has stopped; an abort (a request's
  * signal, or stop()) holds for that work only.
  */
+import { type AdapterUse, adapterArrays, adapterKey } from "./adapters.js";
 import { DisposedError, fromNativeError } from "./errors.js";
 import { NativeHandle } from "./handle.js";
 import { loadNative, type NativeContext, type NativeGenerateParams, type NativeTimings } from "./native.js";
@@ -39,6 +40,7 @@ export interface Generated {
 
 export class Context extends NativeHandle<NativeContext> {
   #inFlight = 0;
+  #adapterKey = "";
   #disposeWhenIdle = false;
 
   private constructor(handle: NativeContext) {
@@ -150,6 +152,18 @@ export class Context extends NativeHandle<NativeContext> {
   /** Teacher-forced log-probabilities of `suffix` right after seqPrefill(seq, …, null). */
   seqScore(seq: number, suffix: Int32Array, out: Float32Array): Promise<void> {
     return this.native.seqScore(seq, suffix, out);
+  }
+
+  /**
+   * The LoRA adapters (TextModel.addAdapter indices, checked by the caller) that the next decodes apply; only
+   * between calls. A sequence must keep one set from its prefill to its release.
+   */
+  setAdapters(adapters: readonly AdapterUse[]): void {
+    const key = adapterKey(adapters);
+    if (key === this.#adapterKey) return;
+    const { loras, scales } = adapterArrays(adapters);
+    this.native.setLoras(loras, scales);
+    this.#adapterKey = key;
   }
 
   /** Frees a sequence's cache cells; only between calls (never while one runs). */

@@ -1,3 +1,4 @@
+export * from "./adapters.js";
 export * from "./context.js";
 export * from "./errors.js";
 export * from "./files.js";

@@ -41,6 +41,8 @@ export interface NativeTextModel {
   info(): NativeTextModelInfo;
   meta(key: string): string | undefined;
   tokenize(text: string, parseSpecial: boolean): Int32Array;
+  /** loads a libllama LoRA GGUF for this model (before contexts are made); its index for Context.setLoras */
+  addLora(path: string): Promise<number>;
   dispose(): void;
 }
 
@@ -66,7 +68,17 @@ export interface NativeVisionModelInfo {
 export interface NativeVisionModel {
   info(): NativeVisionModelInfo;
   /** abort: one Int32; writing non-zero stops the encode between graph nodes (ERR_ABORTED) */
-  encode(pixels: Float32Array, nImages: number, threads: number, out: Float32Array, abort?: Int32Array): Promise<void>;
+  encode(
+    pixels: Float32Array,
+    nImages: number,
+    threads: number,
+    out: Float32Array,
+    abort?: Int32Array,
+    loras?: Int32Array,
+    scales?: Float32Array,
+  ): Promise<void>;
+  /** loads a vision LoRA GGUF for this model (before encodes); its index for encode's loras */
+  addLora(path: string): Promise<number>;
   dispose(): void;
 }
 
@@ -120,6 +132,8 @@ export interface NativeContext {
   seqStep(seqs: Int32Array, tokens: Int32Array, outTokens: Int32Array, outLogprobs: Float32Array): Promise<void>;
   seqScore(seq: number, suffix: Int32Array, out: Float32Array): Promise<void>;
   seqRelease(seq: number): void;
+  /** the adapters (TextModel.addLora indices) the next decodes apply, with their scales; empty: none */
+  setLoras(loras: Int32Array, scales: Float32Array): void;
   abort(abort: boolean): void;
   timings(): NativeTimings;
   dispose(): void;

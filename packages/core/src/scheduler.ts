@@ -6,6 +6,7 @@
  * per request; work that needs the whole context (beam search) waits until every sequence is released.
  */
 
+import { type AdapterUse, adapterKey } from "./adapters.js";
 import type { Context, FinishReason, GenerateParams } from "./context.js";
 import { AbortError, DisposedError, fromNativeError, PaliError } from "./errors.js";
 
@@ -16,6 +17,8 @@ export interface SequencePrefix {
   /** <bos>, prompt, "\n" */
   textIds: Int32Array;
   signal?: AbortSignal | undefined;
+  /** LoRA adapters for this request (default none); requests with other sets decode in other steps */
+  adapters?: readonly AdapterUse[] | undefined;
 }
 
 export interface SequenceRequest extends SequencePrefix {
@@ -47,6 +50,8 @@ interface Active {
   job: Job;
   request: SequenceRequest;
   seq: number;
+  /** adapterKey of the request's adapters */
+  group: string;
   tokens: number[];
   logprobs: number[];
   prefillMs: number;
@@ -71,6 +76,8 @@ export class Scheduler {
   #running = false;
   #disposed = false;
   #idle: Promise<void> = Promise.resolve();
+  /** which adapter group steps next when several are active (libllama applies one set per decode) */
+  #turn = 0;
 
   /** `context` must have been created with `parallel` sequences. */
   constructor(context: Context, parallel: number, eos: number) {
@@ -198,6 +205,7 @@ export class Scheduler {
     const r = job.request;
     const t0 = performance.now();
     try {
+      this.#context.setAdapters(r.adapters ?? []);
       if (job.kind === "generate") {
         const request = r as SequenceRequest;
         const first = await this.#context.run(r.signal, () =>
@@ -207,6 +215,7 @@ export class Scheduler {
           job,
           request,
           seq,
+          group: adapterKey(r.adapters ?? []),
           tokens: [],
           logprobs: [],
           prefillMs: performance.now() - t0,
@@ -236,8 +245,20 @@ export class Scheduler {
   }
 
   async #step(): Promise<void> {
-    const batch = [...this.#active.values()];
+    let batch = [...this.#active.values()];
+    const groups = [...new Set(batch.map((a) => a.group))];
+    if (groups.length > 1) {
+      // Requests under different adapters take turns, one set per step.
+      const group = groups[this.#turn++ % groups.length];
+      batch = batch.filter((a) => a.group === group);
+    }
     const n = batch.length;
+    try {
+      this.#context.setAdapters((batch[0] as Active).request.adapters ?? []);
+    } catch (error) {
+      for (const a of batch) this.#finish(a, undefined, error);
+      return;
+    }
     const seqs = Int32Array.from(batch, (a) => a.seq);
     const tokens = Int32Array.from(batch, (a) => a.tokens[a.tokens.length - 1] as number);
     const outTokens = new Int32Array(n);

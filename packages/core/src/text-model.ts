@@ -3,6 +3,7 @@ import { fromNativeError } from "./errors.js";
 import { readGGUF } from "./gguf/reader.js";
 import { NativeHandle } from "./handle.js";
 import { validateDecoder } from "./model-format/decoder.js";
+import { validateLora } from "./model-format/lora.js";
 import { loadNative, type NativeTextModel, type NativeTextModelInfo } from "./native.js";
 import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, expectString, optional } from "./validate.js";
 
@@ -16,8 +17,11 @@ export interface TextModelOptions {
 export type TextModelInfo = NativeTextModelInfo;
 
 export class TextModel extends NativeHandle<NativeTextModel> {
-  private constructor(handle: NativeTextModel) {
+  readonly path: string;
+
+  private constructor(handle: NativeTextModel, path: string) {
     super(handle, "TextModel");
+    this.path = path;
   }
 
   static async load(path: string, options: TextModelOptions = {}): Promise<TextModel> {
@@ -28,9 +32,23 @@ export class TextModel extends NativeHandle<NativeTextModel> {
     // Everything libllama would assert on is refused here first, as a typed error.
     validateDecoder(await readGGUF(path));
     try {
-      return new TextModel(await loadNative().TextModel.load(path, { gpuLayers, useMmap }));
+      return new TextModel(await loadNative().TextModel.load(path, { gpuLayers, useMmap }), path);
     } catch (error) {
       throw fromNativeError(error, `Could not load the text model ${path}`);
+    }
+  }
+
+  /**
+   * Loads a decoder LoRA adapter (pali convert --lora) for this model, checked against its tensors first;
+   * returns the index that Context.setAdapters takes. Add adapters before creating contexts.
+   */
+  async addAdapter(path: string): Promise<number> {
+    expectNonEmptyString(path, "path");
+    validateLora(await readGGUF(path), await readGGUF(this.path));
+    try {
+      return await this.native.addLora(path);
+    } catch (error) {
+      throw fromNativeError(error, `Could not load the LoRA adapter ${path}`);
     }
   }
 

@@ -1,7 +1,9 @@
 /** The SigLIP image encoder and projector of an mmproj file, validated and loaded by the native core. */
+import { type AdapterUse, adapterArrays, checkAdapters } from "./adapters.js";
 import { AbortError, DisposedError, fromNativeError, InvalidArgumentError } from "./errors.js";
 import { readGGUF } from "./gguf/reader.js";
 import { NativeHandle } from "./handle.js";
+import { validateLora } from "./model-format/lora.js";
 import { validateMmproj } from "./model-format/mmproj.js";
 import { loadNative, type NativeVisionModel, type NativeVisionModelInfo } from "./native.js";
 import { Tensor } from "./tensor.js";
@@ -27,8 +29,12 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
   #inFlight = new Set<Int32Array>();
   #disposeWhenIdle = false;
 
-  private constructor(handle: NativeVisionModel) {
+  readonly path: string;
+  #adapters = 0;
+
+  private constructor(handle: NativeVisionModel, path: string) {
     super(handle, "VisionModel");
+    this.path = path;
   }
 
   static async load(path: string, options: VisionModelOptions = {}): Promise<VisionModel> {
@@ -37,7 +43,7 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
     const useGpu = optional(options.gpu, true, (v) => expectBoolean(v, "gpu"));
     validateMmproj(await readGGUF(path));
     try {
-      return new VisionModel(await loadNative().VisionModel.load(path, { useGpu }));
+      return new VisionModel(await loadNative().VisionModel.load(path, { useGpu }), path);
     } catch (error) {
       throw fromNativeError(error, `Could not load the vision model ${path}`);
     }
@@ -60,6 +66,23 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
     super.dispose();
   }
 
+  /**
+   * Loads a vision LoRA adapter (pali convert --lora) for this tower, checked against its tensors first;
+   * returns the index that encode's `adapters` take. Add adapters before encoding.
+   */
+  async addAdapter(path: string): Promise<number> {
+    this.#checkLive();
+    expectNonEmptyString(path, "path");
+    validateLora(await readGGUF(path), await readGGUF(this.path));
+    try {
+      const index = await this.native.addLora(path);
+      this.#adapters = index + 1;
+      return index;
+    } catch (error) {
+      throw fromNativeError(error, `Could not load the vision LoRA adapter ${path}`);
+    }
+  }
+
   info(): VisionModelInfo {
     this.#checkLive();
     return this.native.info();
@@ -72,7 +95,7 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
   async encode(
     pixels: Float32Array,
     count = 1,
-    options: { threads?: number; signal?: AbortSignal } = {},
+    options: { threads?: number; signal?: AbortSignal; adapters?: readonly AdapterUse[] } = {},
   ): Promise<Tensor<"f32">> {
     this.#checkLive();
     const native = this.native;
@@ -86,6 +109,7 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
     }
     const threads = optional(options.threads, 0, (v) => expectInteger(v, "threads", 0, 1024));
     const signal = expectAbortSignal(options.signal, "signal");
+    const adapters = checkAdapters(options.adapters ?? [], this.#adapters);
     throwIfAborted(signal);
     const out = new Float32Array(count * info.imageTokenCount * info.projectionDim);
     const flag = new Int32Array(1);
@@ -95,7 +119,8 @@ export class VisionModel extends NativeHandle<NativeVisionModel> {
     signal?.addEventListener("abort", onAbort);
     this.#inFlight.add(flag);
     try {
-      await native.encode(pixels, count, threads, out, flag);
+      const { loras, scales } = adapterArrays(adapters);
+      await native.encode(pixels, count, threads, out, flag, loras, scales);
     } catch (error) {
       if (this.#disposeWhenIdle) throw new DisposedError("This VisionModel");
       if (signal?.aborted) throw new AbortError("The image encode was aborted", { cause: signal.reason });

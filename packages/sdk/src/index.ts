@@ -1,3 +1,4 @@
+export type { AdapterChoice, AdapterOption, LoadedAdapter } from "./adapters.js";
 export { findImages, imageExtensions } from "./find-images.js";
 export {
   type ColorManagement,

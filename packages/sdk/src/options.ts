@@ -10,10 +10,10 @@ import {
   expectString,
   InvalidArgumentError,
   optional,
-  type Tensor,
 } from "@pali/core";
 import type { PullOptions } from "@pali/hub";
-import type { ImageInput } from "./image.js";
+import { type AdapterChoice, type AdapterOption, validateAdapterChoice, validateAdapterOptions } from "./adapters.js";
+import { type Images, validateImages } from "./multi-image.js";
 
 export interface LoadOptions {
   /**
@@ -51,6 +51,11 @@ export interface LoadOptions {
   /** the most beams a request may ask for (default 4); each beam needs room for its answer in the context */
   maxBeams?: number;
   /**
+   * the most images one request may carry (`image: [a, b]`; default 1): the prefix batch and the default
+   * contextSize (then images × image tokens + 1024, at most 8192) are sized for this many
+   */
+  maxImages?: number;
+  /**
    * requests decoded together (continuous batching: each has its own KV sequence, and the decode steps of
    * all active requests run as one batch); default "auto" (see defaultParallel). 1 serves requests in turn.
    */
@@ -63,6 +68,12 @@ export interface LoadOptions {
    * "convert" converts them to sRGB first
    */
   colorManagement?: "stored" | "convert";
+  /**
+   * LoRA adapters (pali convert --lora): `[{ path: "lora-<name>-f32.gguf", scale: 1 }]`, its vision part
+   * (`mmproj-lora-<name>-f32.gguf`) found beside it. Every request applies all of them unless it chooses
+   * (GenerateRequest.adapters).
+   */
+  adapters?: AdapterOption[];
   signal?: AbortSignal;
 }
 
@@ -77,8 +88,11 @@ export interface SamplingOptions {
 }
 
 export interface GenerateRequest {
-  /** an image, or image embeddings from encodeImage() */
-  image: ImageInput | Tensor<"f32">;
+  /**
+   * an image, or image embeddings from encodeImage(); or several (`[a, b]`, each either), read in order in one
+   * prompt as transformers' PaliGemmaProcessor lays them out (NLVR2 pairs, video frames): see LoadOptions.maxImages
+   */
+  image: Images;
   prompt: string;
   /** default 128 */
   maxTokens?: number;
@@ -89,13 +103,18 @@ export interface GenerateRequest {
   beams?: number;
   /** beam search: hypothesis score = sum of log-probabilities / length^lengthPenalty (default 1) */
   lengthPenalty?: number;
+  /** the loaded adapters this request applies, by name (default all of them; [] for the base model) */
+  adapters?: AdapterChoice[];
   signal?: AbortSignal;
 }
 
 export interface ScoreRequest {
-  image: ImageInput | Tensor<"f32">;
+  /** as GenerateRequest.image */
+  image: Images;
   prompt: string;
   suffix: string;
+  /** as GenerateRequest.adapters */
+  adapters?: AdapterChoice[];
   signal?: AbortSignal;
 }
 
@@ -110,6 +129,7 @@ export interface ValidatedGenerate {
   stop: string[];
   beams: number;
   lengthPenalty: number;
+  adapters: AdapterChoice[] | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -131,22 +151,17 @@ export function validateLoad(options: unknown) {
       expectOneOf(v, "colorManagement", ["stored", "convert"] as const),
     ),
     maxBeams: optional(o.maxBeams, 4, (v) => expectInteger(v, "maxBeams", 1, 16)),
+    maxImages: optional(o.maxImages, 1, (v) => expectInteger(v, "maxImages", 1, 256)),
     parallel: optional(o.parallel, "auto" as number | "auto", (v) => (v === "auto" ? v : expectInteger(v, "parallel", 1, 64))),
     maskDecoder: optional(o.maskDecoder, undefined as string | undefined, (v) => expectNonEmptyString(v, "maskDecoder")),
+    adapters: validateAdapterOptions(o.adapters),
     signal: expectAbortSignal(o.signal, "signal"),
   };
 }
 
-function validateImage(image: unknown): void {
-  if (image === undefined || image === null)
-    throw new InvalidArgumentError(
-      "Expected an image (path, bytes, raw pixels or encodeImage() result) for image but received nothing",
-    );
-}
-
 export function validateGenerate(request: unknown): ValidatedGenerate & { image: GenerateRequest["image"]; prompt: string } {
   const r = expectObject(request, "request") as unknown as GenerateRequest;
-  validateImage(r.image);
+  validateImages(r.image);
   const s = (r.sampling === undefined ? {} : expectObject(r.sampling, "sampling")) as SamplingOptions;
   const stop = optional(r.stop, [] as string[], (v) => {
     if (!Array.isArray(v)) throw new InvalidArgumentError("Expected an array of strings for stop");
@@ -165,17 +180,19 @@ export function validateGenerate(request: unknown): ValidatedGenerate & { image:
     stop,
     beams: optional(r.beams, 1, (v) => expectInteger(v, "beams", 1, 16)),
     lengthPenalty: optional(r.lengthPenalty, 1, (v) => expectNumberInRange(v, "lengthPenalty", -10, 10)),
+    adapters: validateAdapterChoice(r.adapters),
     signal: expectAbortSignal(r.signal, "signal"),
   };
 }
 
 export function validateScore(request: unknown) {
   const r = expectObject(request, "request") as unknown as ScoreRequest;
-  validateImage(r.image);
+  validateImages(r.image);
   return {
     image: r.image,
     prompt: expectString(r.prompt, "prompt"),
     suffix: expectString(r.suffix, "suffix"),
+    adapters: validateAdapterChoice(r.adapters),
     signal: expectAbortSignal(r.signal, "signal"),
   };
 }

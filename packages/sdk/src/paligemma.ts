@@ -24,6 +24,7 @@ import {
 } from "@pali/core";
 import { resolveModel } from "@pali/hub";
 import { buildPrefixIds, buildSuffixIds, Tokenizer } from "@pali/tokenizer";
+import { type AdapterChoice, type AdapterSelection, Adapters, type LoadedAdapter, validateAdapterChoice } from "./adapters.js";
 import { type AnswerChunk, AnswerStream } from "./answer.js";
 import { decodeImage, type ImageDecoding, type ImageInput, preprocessImage } from "./image.js";
 import {
@@ -36,6 +37,7 @@ import {
   planLabels,
 } from "./label.js";
 import { findMaskDecoder, type ModelFiles, openModelFiles } from "./model-files.js";
+import { checkEmbeddings, checkPositions, concatEmbeddings, type Images, imageList } from "./multi-image.js";
 import {
   type GenerateRequest,
   type LoadOptions,
@@ -91,7 +93,10 @@ export interface ScoreResult {
 export interface ModelInfo {
   version: 1 | 2;
   imageSize: number;
+  /** image tokens of one image (a request with k images has k × this many) */
   imageTokens: number;
+  /** the most images one request may carry (LoadOptions.maxImages) */
+  maxImages: number;
   contextSize: number;
   vocabSize: number;
   embeddingLength: number;
@@ -100,6 +105,8 @@ export interface ModelInfo {
   device: string;
   /** requests decoded together (LoadOptions.parallel, resolved) */
   parallel: number;
+  /** the LoRA adapters loaded on this model (LoadOptions.adapters) */
+  adapters: LoadedAdapter[];
 }
 
 interface RunResult {
@@ -136,6 +143,7 @@ export class PaliGemma {
   #maxPromptTokens: number;
   /** continuous batching over #context when parallel > 1; otherwise #queue serves requests in turn */
   #scheduler: Scheduler | undefined;
+  #adapters: Adapters;
   /**
    * With batching: whether image encodes (one at a time) run beside the decode steps, which pays when the two
    * together use at most the machine's cores (tiny models run on one thread); otherwise an encode runs between
@@ -157,7 +165,10 @@ export class PaliGemma {
     maskDecoder: MaskDecoder | undefined,
     maxPromptTokens: number,
     parallel: number,
+    adapters: Adapters,
+    maxImages: number,
   ) {
+    this.#adapters = adapters;
     this.#maxPromptTokens = maxPromptTokens;
     this.#maxBeams = maxBeams;
     this.#maskDecoder = maskDecoder;
@@ -175,6 +186,7 @@ export class PaliGemma {
       version: files.version,
       imageSize: files.imageSize,
       imageTokens: files.imageTokenCount,
+      maxImages,
       contextSize,
       vocabSize: text.info().vocabSize,
       embeddingLength: files.embeddingLength,
@@ -182,6 +194,7 @@ export class PaliGemma {
       mmproj: files.mmproj.path,
       device: vinfo.device,
       parallel,
+      adapters: adapters.loaded,
     };
   }
 
@@ -195,7 +208,7 @@ export class PaliGemma {
       : await resolveModel(o.model, { ...o.pull, ...(o.signal ? { signal: o.signal } : {}) });
     const files = await openModelFiles(resolved.model, o.mmproj ?? resolved.mmproj);
     throwIfAborted(o.signal);
-    const contextSize = o.contextSize || Math.min(8192, files.imageTokenCount + 1024);
+    const contextSize = o.contextSize || Math.min(8192, o.maxImages * files.imageTokenCount + 1024);
     if (contextSize < files.imageTokenCount + 4) {
       throw new InvalidArgumentError(
         `Expected contextSize of at least ${files.imageTokenCount + 4} (the image tokens and a prompt) but received ${contextSize}`,
@@ -213,13 +226,15 @@ export class PaliGemma {
       vision = await VisionModel.load(files.mmproj.path, { gpu: o.gpu });
       const maskDecoderPath = o.maskDecoder ?? (await findMaskDecoder(resolved.model));
       if (maskDecoderPath) maskDecoder = await MaskDecoder.load(maskDecoderPath, { gpu: o.gpu });
+      // Adapters go in before the context: libllama allocates their tensors beside the weights.
+      const adapters = await Adapters.load(o.adapters, text, vision);
       const context = await Context.create(text, {
         contextSize,
         threads,
         flashAttention: o.flashAttention,
         kvF32: o.kvF32,
         maxBeams: o.maxBeams,
-        batchSize: Math.min(contextSize, files.imageTokenCount + o.maxPromptTokens + 2),
+        batchSize: Math.min(contextSize, o.maxImages * files.imageTokenCount + o.maxPromptTokens + 2),
         parallel,
       });
       return new PaliGemma(
@@ -234,6 +249,8 @@ export class PaliGemma {
         maskDecoder,
         o.maxPromptTokens,
         parallel,
+        adapters,
+        o.maxImages,
       );
     } catch (error) {
       maskDecoder?.dispose();
@@ -244,14 +261,19 @@ export class PaliGemma {
   }
 
   /** Image embeddings [N, D] that generate() and score() accept in place of the image: encode once, ask many. */
-  async encodeImage(image: ImageInput, options: { signal?: AbortSignal } = {}): Promise<Tensor<"f32">> {
+  async encodeImage(
+    image: ImageInput,
+    options: { signal?: AbortSignal; adapters?: AdapterChoice[] } = {},
+  ): Promise<Tensor<"f32">> {
     this.#live();
+    const { vision } = this.#adapters.select(validateAdapterChoice(options.adapters));
     throwIfAborted(options.signal);
     const rgb = await decodeImage(image, this.#decoding.pixelLimit, { colorManagement: this.#decoding.colorManagement });
     throwIfAborted(options.signal);
     const pixels = await preprocessImage(rgb, this.#files.imageSize);
     const embeddings = await this.#vision.encode(pixels, 1, {
       threads: this.#threads,
+      adapters: vision,
       ...(options.signal ? { signal: options.signal } : {}),
     });
     return embeddings.reshape([this.#files.imageTokenCount, this.#files.embeddingLength]);
@@ -310,17 +332,14 @@ export class PaliGemma {
   /** Teacher-forced log-probabilities of `suffix` (then <eos>) after the image and prompt, in one pass. */
   async score(request: ScoreRequest): Promise<ScoreResult> {
     const r = validateScore(request);
+    const adapters = this.#adapters.select(r.adapters);
     const prepare = async () => {
-      const { embeddings } = await this.#embeddings(r.image, r.signal);
+      const { embeddings, imageTokens } = await this.#embeddings(r.image, r.signal, r.adapters);
       const prefix = this.#prefix(r.prompt);
       const suffix = buildSuffixIds(this.tokenizer, r.suffix);
-      this.#checkPrompt(prefix);
-      if (this.info.imageTokens + prefix.length + suffix.length + 2 > this.info.contextSize) {
-        throw new ContextOverflowError(
-          `The image, prompt and suffix need ${this.info.imageTokens + prefix.length + suffix.length} positions but the context holds ${this.info.contextSize}; load with a larger contextSize`,
-        );
-      }
-      return { embeddings, prefix: Int32Array.from(prefix), suffix };
+      this.#checkPrompt(prefix, imageTokens);
+      checkPositions({ ...this.#positions(imageTokens), text: prefix.length + suffix.length }, "the prompt and suffix");
+      return { embeddings, imageTokens, prefix: Int32Array.from(prefix), suffix };
     };
     const total = (suffix: number[], out: Float32Array) => {
       const logprobs = Array.from(out);
@@ -330,13 +349,14 @@ export class PaliGemma {
     if (scheduler) {
       return this.#guard(r.signal, async () => {
         const p = await prepare();
-        const prefix = { imageEmbeddings: p.embeddings, imageTokens: this.info.imageTokens, textIds: p.prefix, signal: r.signal };
+        const prefix = { ...this.#sequencePrefix(p, adapters), signal: r.signal };
         return total(p.suffix, await scheduler.score(prefix, Int32Array.from(p.suffix)));
       });
     }
     return this.#exclusive(r.signal, async (context) => {
       const p = await prepare();
-      await context.prefill(p.embeddings, this.info.imageTokens, p.prefix);
+      context.setAdapters(adapters.text);
+      await context.prefill(p.embeddings, p.imageTokens, p.prefix);
       const out = new Float32Array(p.suffix.length);
       await context.score(Int32Array.from(p.suffix), out);
       return total(p.suffix, out);
@@ -344,17 +364,17 @@ export class PaliGemma {
   }
 
   /** `caption {lang}` (or `describe {lang}` with long: true) → the caption. */
-  caption(image: ImageInput | Tensor<"f32">, options: TaskOptions & { lang?: string; long?: boolean } = {}): Promise<TextResult> {
+  caption(image: Images, options: TaskOptions & { lang?: string; long?: boolean } = {}): Promise<TextResult> {
     return captionTask(this.#taskHost(), image, options);
   }
 
   /** `answer {lang} {question}` → the answer. */
-  ask(image: ImageInput | Tensor<"f32">, question: string, options: TaskOptions & { lang?: string } = {}): Promise<TextResult> {
+  ask(image: Images, question: string, options: TaskOptions & { lang?: string } = {}): Promise<TextResult> {
     return askTask(this.#taskHost(), image, question, options);
   }
 
   /** `ocr` → the text in the image. */
-  ocr(image: ImageInput | Tensor<"f32">, options: TaskOptions = {}): Promise<TextResult> {
+  ocr(image: Images, options: TaskOptions = {}): Promise<TextResult> {
     return ocrTask(this.#taskHost(), image, options);
   }
 
@@ -417,12 +437,8 @@ export class PaliGemma {
   }
 
   /** A prefix must fit the context and the prefix batch (loaded with maxPromptTokens). */
-  #checkPrompt(prefix: number[]): void {
-    if (prefix.length + this.info.imageTokens + 2 > this.info.contextSize) {
-      throw new ContextOverflowError(
-        `The prompt needs ${prefix.length + this.info.imageTokens} positions but the context holds ${this.info.contextSize}; shorten the prompt or load with a larger contextSize`,
-      );
-    }
+  #checkPrompt(prefix: number[], imageTokens: number): void {
+    checkPositions({ ...this.#positions(imageTokens), text: prefix.length }, "the prompt");
     if (prefix.length > this.#maxPromptTokens + 2) {
       throw new ContextOverflowError(
         `The prompt has ${prefix.length} tokens; this model was loaded for at most ${this.#maxPromptTokens} (load with a larger maxPromptTokens)`,
@@ -444,23 +460,25 @@ export class PaliGemma {
   /** The logits (full vocabulary) of the first answer token after the image and prompt. */
   async nextTokenLogits(request: Omit<ScoreRequest, "suffix">): Promise<Float32Array> {
     const r = validateScore({ ...request, suffix: "" });
+    const adapters = this.#adapters.select(r.adapters);
     const prepare = async () => {
-      const { embeddings } = await this.#embeddings(r.image, r.signal);
+      const { embeddings, imageTokens } = await this.#embeddings(r.image, r.signal, r.adapters);
       const prefix = this.#prefix(r.prompt);
-      this.#checkPrompt(prefix);
-      return { embeddings, prefix: Int32Array.from(prefix) };
+      this.#checkPrompt(prefix, imageTokens);
+      return { embeddings, imageTokens, prefix: Int32Array.from(prefix) };
     };
     const scheduler = this.#scheduler;
     if (scheduler) {
       return this.#guard(r.signal, async () => {
         const p = await prepare();
-        const prefix = { imageEmbeddings: p.embeddings, imageTokens: this.info.imageTokens, textIds: p.prefix, signal: r.signal };
+        const prefix = { ...this.#sequencePrefix(p, adapters), signal: r.signal };
         return scheduler.logits(prefix, new Float32Array(this.info.vocabSize));
       });
     }
     return this.#exclusive(r.signal, async (context) => {
       const p = await prepare();
-      await context.prefill(p.embeddings, this.info.imageTokens, p.prefix);
+      context.setAdapters(adapters.text);
+      await context.prefill(p.embeddings, p.imageTokens, p.prefix);
       const logits = new Float32Array(this.info.vocabSize);
       context.logits(logits);
       return logits;
@@ -503,21 +521,34 @@ export class PaliGemma {
     return ids.slice(this.info.imageTokens);
   }
 
+  /** A request's prefix for the scheduler, with the adapters its decoder applies. */
+  #sequencePrefix(p: { embeddings: Float32Array; imageTokens: number; prefix: Int32Array }, adapters: AdapterSelection) {
+    return { imageEmbeddings: p.embeddings, imageTokens: p.imageTokens, textIds: p.prefix, adapters: adapters.text };
+  }
+
+  #positions(imageTokens: number) {
+    return { imageTokens, perImage: this.info.imageTokens, contextSize: this.info.contextSize };
+  }
+
+  /** The images' embeddings, one after another ([k·N, D]), encoding those that are not encodeImage() tensors. */
   async #embeddings(
+    image: Images,
+    signal: AbortSignal | undefined,
+    adapters: AdapterChoice[] | undefined,
+  ): Promise<{ embeddings: Float32Array; ms: number; imageTokens: number }> {
+    const t0 = performance.now();
+    const parts: Float32Array[] = [];
+    for (const one of imageList(image, this.info.maxImages)) parts.push(await this.#embeddingsOf(one, signal, adapters));
+    return { embeddings: concatEmbeddings(parts), ms: performance.now() - t0, imageTokens: parts.length * this.info.imageTokens };
+  }
+
+  async #embeddingsOf(
     image: ImageInput | Tensor<"f32">,
     signal: AbortSignal | undefined,
-  ): Promise<{ embeddings: Float32Array; ms: number }> {
-    const t0 = performance.now();
-    if (image instanceof Tensor) {
-      const [n, d] = image.shape;
-      if (image.dtype !== "f32" || n !== this.info.imageTokens || d !== this.info.embeddingLength || image.shape.length !== 2) {
-        throw new InvalidArgumentError(
-          `Expected image embeddings of shape [${this.info.imageTokens}, ${this.info.embeddingLength}] (from this model's encodeImage) but received [${image.shape.join(", ")}]`,
-        );
-      }
-      return { embeddings: image.data, ms: 0 };
-    }
-    const encode = () => this.encodeImage(image, signal ? { signal } : {});
+    adapters: AdapterChoice[] | undefined,
+  ): Promise<Float32Array> {
+    if (image instanceof Tensor) return checkEmbeddings(image, this.info.imageTokens, this.info.embeddingLength);
+    const encode = () => this.encodeImage(image, { ...(signal ? { signal } : {}), ...(adapters ? { adapters } : {}) });
     let tensor: Tensor<"f32">;
     if (!this.#scheduler) {
       tensor = await encode();
@@ -605,7 +636,8 @@ export class PaliGemma {
 
   /** The image's embeddings and the prompt's ids, checked against the context and the request's options. */
   async #prepare(r: ReturnType<typeof validateGenerate>) {
-    const { embeddings, ms } = await this.#embeddings(r.image, r.signal);
+    const adapters = this.#adapters.select(r.adapters);
+    const { embeddings, ms } = await this.#embeddings(r.image, r.signal, r.adapters);
     const prefix = this.#prefix(r.prompt);
     this.#checkPrompt(prefix);
     const maxTokens = Math.min(r.maxTokens, this.info.contextSize - prefix.length - this.info.imageTokens - 1);
@@ -629,7 +661,7 @@ export class PaliGemma {
       repeatLastN: 64,
       seed: r.seed,
     };
-    return { embeddings, imageMs: ms, prefix: Int32Array.from(prefix), params };
+    return { embeddings, imageMs: ms, prefix: Int32Array.from(prefix), params, adapters };
   }
 
   #run(request: GenerateRequest, onChunk: (chunk: StreamChunk) => void) {
@@ -639,7 +671,8 @@ export class PaliGemma {
     return this.#exclusive(r.signal, async (context) => {
       const started = performance.now();
       const p = await this.#prepare(r);
-      await context.prefill(p.embeddings, this.info.imageTokens, p.prefix);
+      context.setAdapters(p.adapters.text);
+      await context.prefill(p.embeddings, p.imageTokens, p.prefix);
       if (r.beams > 1) return this.#beamSearch(context, r, onChunk, started, p.imageMs);
       let finished = false;
       const answer = new AnswerStream(this.tokenizer, r.stop, onChunk);
@@ -682,15 +715,14 @@ export class PaliGemma {
     const p = await this.#prepare(r);
     if (r.beams > 1) {
       return scheduler.exclusive(r.signal, async (context) => {
-        await context.prefill(p.embeddings, this.info.imageTokens, p.prefix);
+        context.setAdapters(p.adapters.text);
+        await context.prefill(p.embeddings, p.imageTokens, p.prefix);
         return this.#beamSearch(context, r, onChunk, started, p.imageMs);
       });
     }
     const answer = new AnswerStream(this.tokenizer, r.stop, onChunk);
     const result = await scheduler.generate({
-      imageEmbeddings: p.embeddings,
-      imageTokens: this.info.imageTokens,
-      textIds: p.prefix,
+      ...this.#sequencePrefix(p, p.adapters),
       signal: r.signal,
       params: p.params,
       onToken: (token, logprob) => answer.push(token, logprob),
