@@ -1,11 +1,20 @@
 /** `pali convert HF_DIR -o OUT_DIR`: a Hugging Face PaliGemma checkpoint to model + mmproj GGUF files. */
-import { convertCheckpoint, convertSegVae, type MmprojType, type ModelType, mmprojTypes, modelTypes } from "@pali/convert";
+import {
+  convertCheckpoint,
+  convertLora,
+  convertSegVae,
+  type MmprojType,
+  type ModelType,
+  mmprojTypes,
+  modelTypes,
+} from "@pali/convert";
 import { expectOneOf, InvalidArgumentError } from "@pali/core";
 import type { Io } from "../output.js";
 import { createProgress, progressMode } from "../progress.js";
 
 export const convertHelp = `Usage: pali convert HF_DIR -o OUT_DIR [options]
        pali convert --seg-vae vae-oid.npz -o OUT_DIR [--force] [--json]
+       pali convert --lora PEFT_ADAPTER_DIR --base CHECKPOINT_OR_MODEL -o OUT_DIR [--merge] [--name NAME]
 
 Converts a PaliGemma 1 or 2 checkpoint saved by transformers (config.json, *.safetensors, tokenizer.model)
 into OUT_DIR/<name>-<type>.gguf (the Gemma decoder, loadable by llama.cpp) and
@@ -19,6 +28,14 @@ Options:
       --threads N          quantization threads (default: physical cores)
       --seg-vae FILE.npz   also (or only) convert big_vision's segmentation VQ-VAE into
                            OUT_DIR/mask-decoder-f32.gguf, shared by every PaliGemma model
+      --lora DIR           a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) →
+                           OUT_DIR/lora-<name>-f32.gguf (the decoder's, applied by libllama) and, when it
+                           adapts the vision tower or projector, OUT_DIR/mmproj-lora-<name>-f32.gguf;
+                           load them with --lora FILE (CLI) or adapters: [{ path }] (SDK)
+      --base PATH          with --lora: the base it was trained on, a checkpoint folder or a model GGUF
+                           (its mmproj beside it, or --base-mmproj FILE)
+      --merge              with --lora: fold the adapter into the base checkpoint's weights and convert
+                           that (needs the checkpoint folder; --type and --mmproj-type apply)
       --force              overwrite existing output files
       --json               print {"model": PATH, "mmproj": PATH} and nothing else
 `;
@@ -31,11 +48,17 @@ export interface ConvertCliOptions {
   name: string | undefined;
   threads: string | undefined;
   segVae: string | undefined;
+  lora?: string | undefined;
+  base?: string | undefined;
+  baseMmproj?: string | undefined;
+  merge?: boolean;
   force: boolean;
   json: boolean;
 }
 
 export async function convert(options: ConvertCliOptions, io: Io): Promise<number> {
+  if (options.lora !== undefined) return convertAdapter(options, io);
+  if (options.base !== undefined || options.merge) throw new InvalidArgumentError("--base and --merge go with --lora DIR");
   if (!options.input && !options.segVae)
     throw new InvalidArgumentError("pali convert needs the checkpoint folder: pali convert HF_DIR -o OUT_DIR");
   if (!options.out) throw new InvalidArgumentError("pali convert needs an output folder: -o OUT_DIR");
@@ -76,4 +99,41 @@ export async function convert(options: ConvertCliOptions, io: Io): Promise<numbe
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
   }
+}
+
+async function convertAdapter(options: ConvertCliOptions, io: Io): Promise<number> {
+  if (!options.base)
+    throw new InvalidArgumentError("pali convert --lora needs the base it was trained on: --base CHECKPOINT_OR_MODEL");
+  if (!options.out) throw new InvalidArgumentError("pali convert needs an output folder: -o OUT_DIR");
+  if (options.input)
+    throw new InvalidArgumentError("pali convert --lora takes the adapter folder as --lora DIR, not as an argument");
+  const progress = createProgress(progressMode(options.json));
+  const result = await convertLora({
+    adapter: options.lora as string,
+    base: options.base,
+    outDir: options.out,
+    merge: options.merge === true,
+    force: options.force,
+    ...(options.baseMmproj ? { baseMmproj: options.baseMmproj } : {}),
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    ...(options.type !== undefined ? { type: expectOneOf(options.type, "--type", modelTypes) as ModelType } : {}),
+    ...(options.mmprojType !== undefined
+      ? { mmprojType: expectOneOf(options.mmprojType, "--mmproj-type", mmprojTypes) as MmprojType }
+      : {}),
+    ...(options.threads !== undefined ? { threads: Number(options.threads) } : {}),
+    onProgress: (p) => progress.update(p.done / p.total, `${p.file} ${p.tensor}`),
+  });
+  progress.done();
+  const files = result.merged
+    ? { model: result.merged.model, mmproj: result.merged.mmproj }
+    : { lora: result.lora, ...(result.visionLora ? { visionLora: result.visionLora } : {}) };
+  const matrices = result.adapter.matrices.length;
+  if (options.json) io.stdout(`${JSON.stringify({ ...files, matrices })}\n`);
+  else
+    io.stdout(
+      `${Object.entries(files)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join("\n")}\n${matrices} adapted matrices\n`,
+    );
+  return 0;
 }

@@ -2,6 +2,7 @@
 import { expectInteger, expectNonEmptyString, expectOneOf, InvalidArgumentError, PaliError } from "@pali/core";
 import { PaliGemma } from "@pali/sdk";
 import { createServer, type LogLevel, logLevels } from "@pali/server";
+import { loraAdapters } from "../lora.js";
 import type { Io } from "../output.js";
 
 export const serveHelp = `Usage: pali serve -m MODEL [options]
@@ -16,6 +17,7 @@ Options:
   -m, --model MODEL          the model GGUF or a model name
       --mmproj FILE          default: beside the model
       --mask-decoder FILE    for /v1/segment; default: mask-decoder-f32.gguf beside the model
+      --lora FILE[:SCALE]    a LoRA adapter (pali convert --lora) every request applies; repeatable
       --host HOST            default 127.0.0.1 (this machine only); 0.0.0.0 for every interface
       --port N               default 8080; 0 picks a free port
       --api-key KEY          require Authorization: Bearer KEY on /v1/* (default: $PALI_API_KEY)
@@ -41,6 +43,7 @@ export interface ServeCliOptions {
   allowRemoteImages: boolean;
   logLevel: string | undefined;
   threads: string | undefined;
+  lora?: string[] | undefined;
   json: boolean;
 }
 
@@ -67,6 +70,7 @@ export async function serve(o: ServeCliOptions, io: Io): Promise<number> {
         ...(o.maskDecoder ? { maskDecoder: o.maskDecoder } : {}),
         ...(threads === undefined ? {} : { threads }),
         parallel: parallel as number | "auto",
+        ...loraAdapters(o.lora),
         signal,
       }),
     host,

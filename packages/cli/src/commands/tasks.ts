@@ -2,6 +2,7 @@
 import { InvalidArgumentError } from "@pali/core";
 import { PaliGemma } from "@pali/sdk";
 import { checkAnnotatedPath, writeAnnotated } from "../annotate.js";
+import { loraAdapters } from "../lora.js";
 import type { Io } from "../output.js";
 
 export const taskHelp = `Usage:
@@ -11,7 +12,8 @@ export const taskHelp = `Usage:
   pali detect  -m MODEL.gguf -i IMAGE -l "cat ; dog" [--out annotated.png]
   pali segment -m MODEL.gguf -i IMAGE -l "the cat on the left" [--mask-decoder FILE] [--out annotated.png]
 
-Common options: --mmproj FILE (default: beside the model), --max-tokens N, --threads N, --json.
+Common options: --mmproj FILE (default: beside the model), --max-tokens N, --threads N, --json,
+--lora FILE[:SCALE] (a LoRA adapter from pali convert --lora; repeatable).
 --mask-decoder defaults to mask-decoder-f32.gguf beside the model (pali convert --seg-vae vae-oid.npz makes it).
 --out draws the boxes (with labels and confidences) and translucent masks over the original image
 (.png, .jpg or .webp, as the name says).
@@ -30,6 +32,7 @@ export interface TaskCliOptions {
   out: string | undefined;
   maxTokens: string | undefined;
   threads: string | undefined;
+  lora?: string[] | undefined;
   json: boolean;
 }
 
@@ -48,6 +51,7 @@ export async function task(o: TaskCliOptions, io: Io): Promise<number> {
     ...(o.mmproj ? { mmproj: o.mmproj } : {}),
     ...(o.maskDecoder ? { maskDecoder: o.maskDecoder } : {}),
     ...(threads !== undefined ? { threads } : {}),
+    ...loraAdapters(o.lora),
   });
   const gen = o.maxTokens === undefined ? {} : { maxTokens: Number(o.maxTokens) };
   const lang = o.lang ? { lang: o.lang } : {};
