@@ -120,7 +120,13 @@ const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
 export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
   const modelEntry = (id: string) => ({ id, object: "model", created: 0, owned_by: "pali" });
 
-  app.get("/v1/models", async () => ({ object: "list", data: [modelEntry(ctx.options.modelName ?? ctx.model.get().name)] }));
+  // Loaded LoRA adapters are models of their own, as OpenAI-compatible servers list them: a request naming one
+  // gets that adapter alone; any other name gets the model as loaded (every adapter it was loaded with).
+  const adapterNames = () => ctx.model.get().pg.info.adapters.map((a) => a.name);
+  app.get("/v1/models", async () => ({
+    object: "list",
+    data: [ctx.options.modelName ?? ctx.model.get().name, ...adapterNames()].map(modelEntry),
+  }));
 
   app.post<{ Body: ChatBody }>("/v1/chat/completions", { schema: chatSchema }, async (request, reply) => {
     const body = request.body;
@@ -135,7 +141,17 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
       ...(body.seed == null ? {} : { seed: body.seed }),
     };
     const limit = body.max_completion_tokens ?? body.max_tokens;
-    const generate: GenerateRequest = { image, prompt, sampling, stop, signal, ...(limit == null ? {} : { maxTokens: limit }) };
+    const adapter =
+      body.model !== undefined && pg.info.adapters.some((a) => a.name === body.model) ? { adapters: [body.model] } : {};
+    const generate: GenerateRequest = {
+      image,
+      prompt,
+      sampling,
+      stop,
+      signal,
+      ...adapter,
+      ...(limit == null ? {} : { maxTokens: limit }),
+    };
     const prefix = promptTokens(pg, prompt);
     const state = stateOf(request);
     const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
