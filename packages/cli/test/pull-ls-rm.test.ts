@@ -25,6 +25,7 @@ const registry: RegistryEntry[] = [
     kind: "mix",
     goodFor: "tests",
     gated: false,
+    tasks: [{ task: "caption", prompt: "caption {lang}" }],
   },
 ];
 

@@ -76,7 +76,7 @@ export interface PullOptions {
   token?: string | false;
   /** default PALI_CACHE, else the platform's cache folder */
   cacheDir?: string;
-  /** default models/registry.json */
+  /** default: the registry shipped with @pali/hub (registry.json) */
   registry?: RegistryEntry[];
   /** keep the downloaded safetensors after converting (default false) */
   keepSource?: boolean;

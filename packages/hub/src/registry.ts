@@ -1,9 +1,24 @@
 /**
- * The registry of official PaliGemma checkpoints (models/registry.json) and the one function that turns what
- * a user typed (a short name, a repo id, an `hf:` URI or a Hub URL) into the entry to pull.
+ * The registry of official PaliGemma checkpoints (registry.json at this package's root, shipped in its `files`;
+ * models/registry.json links to it) and the one function that turns what a user typed (a short name, a repo id,
+ * an `hf:` URI or a Hub URL) into the entry to pull.
  */
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { InvalidArgumentError, ModelFormatError } from "@pali/core";
+
+/** What a checkpoint was trained to do; the prompt builders of @pali/tasks cover each. */
+export const REGISTRY_TASKS = ["caption", "ocr", "vqa", "question", "detect", "segment"] as const;
+export type RegistryTaskName = (typeof REGISTRY_TASKS)[number];
+
+/** The parts a prompt template leaves to fill in, as `{name}`. */
+export const PROMPT_FIELDS = ["lang", "question", "answer", "objects", "expression", "statement", "choices", "context"] as const;
+
+export interface RegistryTask {
+  task: RegistryTaskName;
+  /** the prompt the checkpoint saw in training, `{field}` for the parts to fill in: `answer en {question}` */
+  prompt: string;
+}
 
 export interface RegistryFile {
   /** repo-relative path */
@@ -21,9 +36,14 @@ export interface RegistryEntry {
   /** "3B", "10B", "28B" */
   params: string;
   resolution: 224 | 448 | 896;
-  kind: "pt" | "mix";
+  /** pretrained, mixture of tasks, or fine-tuned on one benchmark */
+  kind: "pt" | "mix" | "ft";
   goodFor: string;
   gated: boolean;
+  /** the tasks and prompt formats it was trained for, most specific first */
+  tasks: RegistryTask[];
+  /** images one prompt takes (NLVR2: 2); 1 when absent */
+  images?: number;
   /** branch pulled by default (PaliGemma 1: "bfloat16"); "main" when absent */
   revision?: string;
   files?: RegistryFile[];
@@ -45,7 +65,24 @@ export function isRepoId(value: string): boolean {
 }
 
 function fail(what: string): never {
-  throw new ModelFormatError(`models/registry.json: ${what}`);
+  throw new ModelFormatError(`The model registry (registry.json): ${what}`);
+}
+
+function parseTask(value: unknown, where: string): RegistryTask {
+  if (typeof value !== "object" || value === null) fail(`${where} should be an object { task, prompt }`);
+  const v = value as Record<string, unknown>;
+  if (!(REGISTRY_TASKS as readonly unknown[]).includes(v.task))
+    fail(`${where}.task should be one of ${REGISTRY_TASKS.join(", ")}, not ${JSON.stringify(v.task)}`);
+  if (typeof v.prompt !== "string" || v.prompt.trim() === "") fail(`${where}.prompt should be a non-empty string`);
+  for (const m of v.prompt.matchAll(/\{([^{}]*)\}/g)) {
+    if (!(PROMPT_FIELDS as readonly string[]).includes(m[1] as string))
+      fail(
+        `${where}.prompt has {${m[1]}}; the fields a prompt can leave open are ${PROMPT_FIELDS.map((f) => `{${f}}`).join(", ")}`,
+      );
+  }
+  if (/[{}]/.test(v.prompt.replace(/\{[^{}]*\}/g, ""))) fail(`${where}.prompt has an unmatched brace`);
+  for (const key of Object.keys(v)) if (key !== "task" && key !== "prompt") fail(`${where} has an unknown field ${key}`);
+  return { task: v.task as RegistryTaskName, prompt: v.prompt };
 }
 
 /** Checks one parsed entry; the registry is data, so it is validated like any other input. */
@@ -63,8 +100,13 @@ function parseEntry(value: unknown, index: number): RegistryEntry {
   if (v.version !== 1 && v.version !== 2) fail(`models[${index}].version should be 1 or 2`);
   if (v.resolution !== 224 && v.resolution !== 448 && v.resolution !== 896)
     fail(`models[${index}].resolution should be 224, 448 or 896`);
-  if (v.kind !== "pt" && v.kind !== "mix") fail(`models[${index}].kind should be "pt" or "mix"`);
+  if (v.kind !== "pt" && v.kind !== "mix" && v.kind !== "ft") fail(`models[${index}].kind should be "pt", "mix" or "ft"`);
   if (typeof v.gated !== "boolean") fail(`models[${index}].gated should be a boolean`);
+  if (!Array.isArray(v.tasks) || v.tasks.length === 0)
+    fail(`models[${index}].tasks should be a non-empty array of { task, prompt }`);
+  const tasks = v.tasks.map((t: unknown, j) => parseTask(t, `models[${index}].tasks[${j}]`));
+  if (v.images !== undefined && (typeof v.images !== "number" || !Number.isInteger(v.images) || v.images < 1 || v.images > 16))
+    fail(`models[${index}].images should be an image count from 1 to 16`);
   const entry: RegistryEntry = {
     name,
     repo,
@@ -74,7 +116,9 @@ function parseEntry(value: unknown, index: number): RegistryEntry {
     kind: v.kind,
     goodFor: str("goodFor"),
     gated: v.gated,
+    tasks,
   };
+  if (typeof v.images === "number" && v.images !== 1) entry.images = v.images;
   if (v.revision !== undefined) entry.revision = str("revision");
   if (v.files !== undefined) {
     if (!Array.isArray(v.files)) fail(`models[${index}].files should be an array`);
@@ -103,17 +147,28 @@ export function parseRegistry(json: unknown): RegistryEntry[] {
 
 let builtin: RegistryEntry[] | undefined;
 
-/** The registry shipped in models/registry.json (read once; src/ and dist/ sit at the same depth). */
+/**
+ * Where the shipped registry is: registry.json at the root of this package (src/ and dist/ sit one level
+ * below it), so an installed @pali/hub finds it inside its own folder in node_modules.
+ */
+export function registryPath(): string {
+  return fileURLToPath(new URL("../registry.json", import.meta.url));
+}
+
+/** The registry shipped with this package (read once). */
 export function defaultRegistry(): RegistryEntry[] {
   if (builtin === undefined) {
-    const url = new URL("../../../models/registry.json", import.meta.url);
-    let text: string;
+    const path = registryPath();
+    let json: unknown;
     try {
-      text = readFileSync(url, "utf8");
+      json = JSON.parse(readFileSync(path, "utf8"));
     } catch (cause) {
-      throw new ModelFormatError(`Could not read the model registry ${url.pathname}: ${(cause as Error).message}`, { cause });
+      throw new ModelFormatError(
+        `Could not read the model registry ${path}: ${(cause as Error).message}. Reinstall @pali/hub; the file ships in the package.`,
+        { cause },
+      );
     }
-    builtin = parseRegistry(JSON.parse(text));
+    builtin = parseRegistry(json);
   }
   return builtin;
 }

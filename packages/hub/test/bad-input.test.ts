@@ -25,7 +25,17 @@ const fixtures = join(here, "..", "..", "..", "models", "fixtures", "checkpoints
 const PG2 = "google/paligemma2-3b-pt-224";
 const SHARD = "model-00001-of-00002.safetensors";
 const registry: RegistryEntry[] = [
-  { name: "pg2-tiny", repo: PG2, version: 2, params: "3B", resolution: 224, kind: "pt", goodFor: "tests", gated: true },
+  {
+    name: "pg2-tiny",
+    repo: PG2,
+    version: 2,
+    params: "3B",
+    resolution: 224,
+    kind: "pt",
+    goodFor: "tests",
+    gated: true,
+    tasks: [{ task: "caption", prompt: "caption {lang}" }],
+  },
 ];
 
 let work: string;

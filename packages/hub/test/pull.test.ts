@@ -26,7 +26,17 @@ const fixtures = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..",
 const PG2 = "google/paligemma2-3b-pt-224";
 
 const registry: RegistryEntry[] = [
-  { name: "pg2-tiny", repo: PG2, version: 2, params: "3B", resolution: 224, kind: "pt", goodFor: "tests", gated: true },
+  {
+    name: "pg2-tiny",
+    repo: PG2,
+    version: 2,
+    params: "3B",
+    resolution: 224,
+    kind: "pt",
+    goodFor: "tests",
+    gated: true,
+    tasks: [{ task: "caption", prompt: "caption {lang}" }],
+  },
   {
     name: "pg1-tiny",
     repo: "test/pg1-224",
@@ -36,6 +46,7 @@ const registry: RegistryEntry[] = [
     kind: "mix",
     goodFor: "tests",
     gated: false,
+    tasks: [{ task: "caption", prompt: "caption {lang}" }],
     revision: "bfloat16",
   },
 ];

@@ -5,8 +5,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cacheDir, defaultRegistry, hubEndpoint, hubToken, parseRegistry, resolveModelRef } from "../src/index.js";
 
-describe("models/registry.json", () => {
-  const registry = defaultRegistry();
+describe("the shipped registry (packages/hub/registry.json)", () => {
+  const all = defaultRegistry();
+  const registry = all.filter((e) => e.kind !== "ft"); // the fine-tunes: registry-ft.test.ts
 
   it("lists the official checkpoints as published: PaliGemma 1 pt 224/448/896 and mix 224/448, PaliGemma 2 pt and mix per size", () => {
     const names = registry.map((e) => e.name);
@@ -40,6 +41,7 @@ describe("models/registry.json", () => {
     expect(() => parseRegistry({})).toThrow(/no models array/);
     expect(() => parseRegistry({ models: [{ ...registry[0], resolution: 300 }] })).toThrow(/models\[0\]\.resolution/);
     expect(() => parseRegistry({ models: [registry[0], registry[0]] })).toThrow(/appears twice/);
+    expect(() => parseRegistry({ models: [{ ...registry[0], kind: "sft" }] })).toThrow(/models\[0\]\.kind/);
   });
 
   it("resolves short names, repo ids, hf: URIs and Hub URLs", () => {

@@ -1,5 +1,5 @@
 /** `pali ls [--available]`: the models in pali's cache, with sizes; or the models pali's registry knows. */
-import { type CacheOptions, cacheDir, defaultRegistry, listCachedModels } from "@pali/hub";
+import { type CacheOptions, cacheDir, defaultRegistry, listCachedModels, type RegistryEntry } from "@pali/hub";
 import { formatBytes, type Io } from "../output.js";
 
 export const lsHelp = `Usage: pali ls [--available] [--json]
@@ -8,7 +8,8 @@ Lists the models in pali's cache (PALI_CACHE; default ~/.cache/pali): name, weig
 Hub repo and commit they were converted from, and when they were pulled.
 
 Options:
-      --available   list the models pali can pull instead (its registry), marking the cached ones
+      --available   list the models pali can pull instead (its registry), marking the cached ones, with the
+                    tasks each was trained for (and the prompt format, for single-task fine-tunes)
       --json        print a JSON array and nothing else
 `;
 
@@ -22,6 +23,15 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ")).join("\n");
 }
 
+/** The tasks an entry was trained for, once each, and its prompt when it was trained on one: `vqa: "{question}"`. */
+export function taskSummary(entry: RegistryEntry): string {
+  const names = [...new Set(entry.tasks.map((t) => t.task))].join(",");
+  const prompts = [...new Set(entry.tasks.map((t) => t.prompt))];
+  const images = entry.images !== undefined && entry.images > 1 ? ` (${entry.images} images)` : "";
+  const only = prompts.length === 1 ? prompts[0] : undefined;
+  return only === undefined ? `${names}${images}` : `${names}: "${only.replaceAll("\n", "\\n")}"${images}`;
+}
+
 /** `cache` overrides the cache folder and registry (tests). */
 export async function ls(options: LsCliOptions, io: Io, cache: CacheOptions = {}): Promise<number> {
   const models = await listCachedModels(cache);
@@ -32,8 +42,8 @@ export async function ls(options: LsCliOptions, io: Io, cache: CacheOptions = {}
       io.stdout(`${JSON.stringify(registry.map((e) => ({ ...e, cached: cachedTypes(e.name) })))}\n`);
       return 0;
     }
-    const rows = [["NAME", "REPO", "CACHED", "GOOD FOR"]];
-    for (const e of registry) rows.push([e.name, e.repo, cachedTypes(e.name).join(",") || "-", e.goodFor]);
+    const rows = [["NAME", "REPO", "CACHED", "TASKS", "GOOD FOR"]];
+    for (const e of registry) rows.push([e.name, e.repo, cachedTypes(e.name).join(",") || "-", taskSummary(e), e.goodFor]);
     io.stdout(`${table(rows)}\n\nPull one with: pali pull NAME [--type q4_k_m]. The repos are gated: see pali pull --help.\n`);
     return 0;
   }
