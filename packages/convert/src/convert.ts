@@ -163,7 +163,7 @@ function tensorData(
   };
 }
 
-function modelMetadata(
+export function modelMetadata(
   spec: PaliGemmaSpec,
   name: string,
   type: ModelType,
@@ -224,7 +224,7 @@ function paligemmaMetadata(spec: PaliGemmaSpec): [string, GGUFValue][] {
   ];
 }
 
-function mmprojMetadata(spec: PaliGemmaSpec, name: string, type: MmprojType): [string, GGUFValue][] {
+export function mmprojMetadata(spec: PaliGemmaSpec, name: string, type: MmprojType): [string, GGUFValue][] {
   const v = spec.vision;
   const u32 = (value: number): GGUFValue => ({ type: "u32", value });
   const half: GGUFValue = { type: "arr", itemType: "f32", value: Float32Array.of(0.5, 0.5, 0.5) };

@@ -100,6 +100,33 @@ const paligemmaTextDefaults = {
   vocab_size: 257152,
 };
 
+/**
+ * The query scale libllama's Gemma 2 graph will use for this decoder, as `query_pre_attn_scalar` (the scale is
+ * its inverse square root). GGUF has no key for it: libllama derives it from the layer count, taking a 46-layer
+ * model for Gemma 2 27B, which scales by (hidden / heads)^-0.5, and every other one by head_dim^-0.5
+ * (native/vendor/llama.cpp/src/models/gemma2.cpp, `f_attention_scale`).
+ */
+export function libllamaQueryPreAttnScalar(text: Pick<TextSpec, "layers" | "hiddenSize" | "heads" | "headDim">): number {
+  return text.layers === 46 ? text.hiddenSize / text.heads : text.headDim;
+}
+
+/** A Gemma 2 config whose query scale libllama would not reproduce converts to a model that answers wrongly. */
+function checkQueryScale(text: TextSpec): void {
+  const wanted = text.queryPreAttnScalar as number;
+  const libllama = libllamaQueryPreAttnScalar(text);
+  if (wanted !== libllama) {
+    const rule =
+      text.layers === 46
+        ? `46 layers, so it takes the model for Gemma 2 27B and scales by (hidden_size / heads)^-0.5 = (${text.hiddenSize}/${text.heads})^-0.5`
+        : `${text.layers} layers, so it scales by head_dim^-0.5 = ${text.headDim}^-0.5`;
+    throw new UnsupportedModelError(
+      `config.json: text_config.query_pre_attn_scalar is ${wanted}, but libllama derives the Gemma 2 query scale from ` +
+        `the layer count and would use ${libllama} (${rule}); GGUF has no key to say otherwise, so this checkpoint cannot ` +
+        "run correctly on libllama. PaliGemma 2 3B/10B use head_dim (256), 28B uses hidden_size / heads (144).",
+    );
+  }
+}
+
 export function parsePaliGemmaConfig(config: unknown): PaliGemmaSpec {
   if (typeof config !== "object" || config === null) throw new ModelFormatError("config.json is not a JSON object");
   const c = config as Json;
@@ -139,6 +166,7 @@ export function parsePaliGemmaConfig(config: unknown): PaliGemmaSpec {
     text.finalLogitSoftcap = num(textRaw, "final_logit_softcapping", 30, t);
     text.slidingWindow = positiveInt(textRaw, "sliding_window", 4096, t);
   }
+  if (arch === "gemma2") checkQueryScale(text);
   if (text.kvHeads > heads || heads % text.kvHeads !== 0) {
     throw new ModelFormatError(`config.json: ${heads} attention heads cannot share ${text.kvHeads} key/value heads`);
   }
