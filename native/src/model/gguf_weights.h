@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,12 @@ int seek_file(FILE * f, uint64_t offset);
 // Allocates meta's tensors in device's buffer type (into *buffer, owned by the caller) and reads their bytes
 // from path. A tensor that would end past the end of the file is reported before anything is allocated.
 int32_t load_weights(const char * path, const gguf_context * gguf, ggml_context * meta, ggml_backend_dev_t device, ggml_backend_buffer_t * buffer);
+
+// load_weights, with `matrices` (weights that only ever multiply activations) placed in the CPU backend's
+// extra buffer types (repacked q4_0 / q4_K layouts, AMX tiles) where its kernels take them; one buffer per
+// type used, into `buffers` (owned by the caller, also on failure).
+int32_t load_placed_weights(const char * path, const gguf_context * gguf, ggml_context * meta, ggml_backend_dev_t device,
+                            const std::set<const ggml_tensor *> & matrices, std::vector<ggml_backend_buffer_t> & buffers);
 
 // Reads and checks the keys and tensors of one of our GGUF files. The first problem wins and becomes the
 // message ("invalid <kind> file <path>: <problem>"); later calls then return false / nullptr.

@@ -25,6 +25,9 @@ ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, g
 
 // W·x + b, plus scale·B·(A·x) for each adapter that adapts W.
 ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, const vision_lora_set & loras) {
+    // One 2-D product over every image's rows: the CPU's repacked and AMX kernels take 2-D activations.
+    const int64_t n = x->ne[1], images = x->ne[2];
+    x = ggml_reshape_2d(ctx, x, x->ne[0], n * images);
     ggml_tensor * y = ggml_mul_mat(ctx, w, x);
     for (const auto & [lora, scale] : loras) {
         const auto it = lora->by_weight.find(w);
@@ -32,7 +35,7 @@ ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_
         ggml_tensor * delta = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, x));
         y = ggml_add(ctx, y, ggml_scale(ctx, delta, scale));
     }
-    return ggml_add(ctx, y, b);
+    return ggml_reshape_3d(ctx, ggml_add(ctx, y, b), w->ne[1], n, images);
 }
 
 // GELU with the tanh approximation (gelu_pytorch_tanh), composed from exact ops: ggml_gelu reads an

@@ -64,7 +64,8 @@ int32_t pali_vision_model_get_info(const pali_vision_model * model, struct pali_
     out->n_head            = hp.n_head;
     out->projection_dim    = hp.projection_dim;
     out->layer_norm_eps    = hp.eps;
-    out->size_bytes        = model->model.buffer ? ggml_backend_buffer_get_size(model->model.buffer) : 0;
+    out->size_bytes        = 0;
+    for (ggml_backend_buffer_t b : model->model.buffers) out->size_bytes += ggml_backend_buffer_get_size(b);
     out->device            = ggml_backend_dev_name(model->device);
     return PALI_OK;
 }

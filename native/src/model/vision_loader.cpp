@@ -10,13 +10,14 @@
 
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 namespace pali {
 
 vision_model::~vision_model() {
-    if (buffer) ggml_backend_buffer_free(buffer);
+    for (ggml_backend_buffer_t b : buffers) ggml_backend_buffer_free(b);
     if (ctx) ggml_free(ctx);
 }
 
@@ -100,7 +101,10 @@ int32_t load_vision_model(const char * path, ggml_backend_dev_t device, vision_m
         return fail(PALI_ERR_MODEL_FORMAT, std::string("invalid mmproj file ") + path + ": it holds tensors pali does not know");
     }
 
-    const int32_t status = load_weights(path, gguf.get(), meta, device, &m.buffer);
+    // The tower's and projector's matrices multiply activations only: the CPU's fastest layouts may hold them.
+    std::set<const ggml_tensor *> matrices = { m.proj_w };
+    for (const auto & L : m.layers) matrices.insert({ L.q_w, L.k_w, L.v_w, L.o_w, L.up_w, L.down_w });
+    const int32_t status = load_placed_weights(path, gguf.get(), meta, device, matrices, m.buffers);
     if (status != PALI_OK) return status;
     return PALI_OK;
 }

@@ -66,7 +66,7 @@ struct vision_model {
     ggml_tensor *             proj_b = nullptr;
 
     ggml_context *          ctx = nullptr;    // tensor metadata
-    ggml_backend_buffer_t   buffer = nullptr; // tensor data
+    std::vector<ggml_backend_buffer_t> buffers; // tensor data, one buffer per buffer type
     std::string             name;
     std::vector<std::unique_ptr<vision_lora>> loras; // added before use, never removed
 

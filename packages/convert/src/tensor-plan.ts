@@ -9,7 +9,7 @@ import type { SafetensorsTensor } from "./safetensors.js";
 
 export const modelTypes = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"] as const;
 export type ModelType = (typeof modelTypes)[number];
-export const mmprojTypes = ["f32", "f16", "bf16", "q8_0"] as const;
+export const mmprojTypes = ["f32", "f16", "bf16", "q8_0", "q4_0"] as const;
 export type MmprojType = (typeof mmprojTypes)[number];
 
 /** llama.cpp's `enum llama_ftype` values, stored as general.file_type. */
@@ -98,7 +98,8 @@ export function textWeightType(
 
 function mmprojWeightType(mtype: MmprojType, rowLength: number): string {
   if (mtype === "f32" || mtype === "bf16") return mtype;
-  return mtype === "q8_0" && rowLength % 32 === 0 ? "q8_0" : "f16";
+  // Rows that are not whole 32-value blocks (So400m's 4304-wide MLP output) stay f16.
+  return rowLength % 32 === 0 ? mtype : "f16";
 }
 
 type Lookup = (hfKey: string) => SafetensorsTensor | undefined;
