@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // pnpm bench [--quick] [--no-transformers] [--setups pg1-3b-224,…] [--threads N] [--prepare]
+// pnpm bench --family pg2-10b-224 [--tokens 16]: one larger family once, end to end (see family.mjs)
 //
 // Full-size synthetic PaliGemma checkpoints (seeded random weights, made by models/synthetic/make-checkpoint.mjs,
 // never committed) converted by pali; then, in the same run: llama.cpp's llama-bench built from the same pinned
@@ -36,6 +37,8 @@ const { values } = parseArgs({
     threads: { type: "string" },
     setups: { type: "string" },
     prepare: { type: "boolean" },
+    family: { type: "string" },
+    tokens: { type: "string", default: "16" },
   },
 });
 const quick = values.quick === true;
@@ -125,6 +128,12 @@ if (!existsSync(llamaBench)) {
     ],
     { stdio: "inherit" },
   );
+}
+
+if (values.family) {
+  const { runFamily } = await import("./family.mjs");
+  await runFamily({ name: values.family, threads, tokens: Number(values.tokens), llamaBench });
+  process.exit(0);
 }
 
 if (values.prepare) {

@@ -4,10 +4,11 @@ import { once } from "node:events";
 // as transformers saves one (config.json, sharded *.safetensors with an index, tokenizer.model), for
 // benchmarks and for converter tests that need real sizes. Never committed; nothing is downloaded.
 //
-//   node models/synthetic/make-checkpoint.mjs --out DIR [--model pg1-3b|pg2-3b|small] [--resolution 224|448|896]
+//   node models/synthetic/make-checkpoint.mjs --out DIR [--model pg1-3b|pg2-3b|pg2-10b|pg2-28b|small] [--resolution 224|448|896]
 //
-// `pg1-3b` and `pg2-3b` have the real shapes (2.9 B / 3.0 B parameters, ~6 GB); `small` is a 60 M parameter
-// model with the tiny fixture tokenizer, big enough to take a few seconds to convert.
+// `pg1-3b`, `pg2-3b`, `pg2-10b` and `pg2-28b` have the real shapes (2.9 B / 3.0 B / 9.7 B / 27.7 B parameters;
+// ~6 / 6 / 19 / 55 GB of bf16); `small` is a 60 M parameter model with the tiny fixture tokenizer, big enough to
+// take a few seconds to convert.
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,7 +23,7 @@ const { values } = parseArgs({
   },
 });
 if (!values.out) {
-  console.error("usage: make-checkpoint.mjs --out DIR [--model pg1-3b|pg2-3b|small] [--resolution 224|448|896]");
+  console.error("usage: make-checkpoint.mjs --out DIR [--model pg1-3b|pg2-3b|pg2-10b|pg2-28b|small] [--resolution 224|448|896]");
   process.exit(2);
 }
 const resolution = Number(values.resolution);
@@ -48,6 +49,30 @@ const models = {
     heads: 8,
     kv: 4,
     headDim: 256,
+    fullTokenizer: true,
+  },
+  // Gemma 2 9B and 27B decoders (PaliGemma 2 10B and 28B); the 27B scales queries by (hidden / heads)^-0.5
+  "pg2-10b": {
+    arch: "gemma2",
+    vocab: 257216,
+    hidden: 3584,
+    ff: 14336,
+    layers: 42,
+    heads: 16,
+    kv: 8,
+    headDim: 256,
+    fullTokenizer: true,
+  },
+  "pg2-28b": {
+    arch: "gemma2",
+    vocab: 257216,
+    hidden: 4608,
+    ff: 36864,
+    layers: 46,
+    heads: 32,
+    kv: 16,
+    headDim: 128,
+    queryPreAttnScalar: 144,
     fullTokenizer: true,
   },
   small: { arch: "gemma", vocab: 5184, hidden: 1024, ff: 4096, layers: 4, heads: 4, kv: 1, headDim: 256, fullTokenizer: false },
@@ -230,7 +255,7 @@ const text = {
 };
 if (m.arch === "gemma2")
   Object.assign(text, {
-    query_pre_attn_scalar: 256,
+    query_pre_attn_scalar: m.queryPreAttnScalar ?? m.headDim,
     sliding_window: 4096,
     attn_logit_softcapping: 50,
     final_logit_softcapping: 30,
