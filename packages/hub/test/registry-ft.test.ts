@@ -1,7 +1,10 @@
 /** The fine-tuned checkpoints in the registry, the `tasks` schema, and where an installed @pali/hub reads the file. */
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { defaultRegistry, PROMPT_FIELDS, parseRegistry, REGISTRY_TASKS, registryPath } from "../src/index.js";
 
@@ -17,13 +20,34 @@ describe("registry location (issue #11)", () => {
     expect(pkg.files).toContain("registry.json");
   });
 
-  // The built module sits one level below the package root, as src/ does: both read ../registry.json, the
-  // layout an installed node_modules/@pali/hub has (package.json, registry.json, dist/).
+  // An installed app: the packed tarball unpacked into node_modules/@pali/hub beside @pali/core, the built
+  // module imported from there (issue #11: it looked for ../../../models/registry.json, outside the package).
   const built = join(packageRoot, "dist", "registry.js");
-  it.skipIf(!existsSync(built))("is read relative to the package by the built module too", async () => {
-    const dist = (await import(pathToFileURL(built).href)) as typeof import("../src/registry.js");
-    expect(dist.registryPath()).toBe(registryPath());
-    expect(dist.defaultRegistry().map((e) => e.name)).toEqual(registry.map((e) => e.name));
+  it.skipIf(!existsSync(built))("is found by the packed package installed in an app's node_modules", async () => {
+    const app = await mkdtemp(join(tmpdir(), "pali-hub-installed-"));
+    try {
+      const pack = spawnSync("npm", ["pack", "--json", "--pack-destination", app], { cwd: packageRoot, encoding: "utf8" });
+      expect(pack.status, pack.stderr).toBe(0);
+      const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
+      expect(info?.files.map((f) => f.path)).toContain("registry.json");
+      const installed = join(app, "node_modules", "@pali", "hub");
+      await mkdir(installed, { recursive: true });
+      const untar = spawnSync("tar", ["-xzf", join(app, info?.filename ?? ""), "-C", installed, "--strip-components=1"]);
+      expect(untar.status).toBe(0);
+      await symlink(join(packageRoot, "..", "core"), join(app, "node_modules", "@pali", "core"), "dir");
+      const script =
+        "const m = await import(process.argv[1]);" +
+        "console.log(JSON.stringify({ path: m.registryPath(), count: m.defaultRegistry().length }));";
+      const run = spawnSync(process.execPath, ["--input-type=module", "-e", script, join(installed, "dist", "registry.js")], {
+        cwd: app,
+        encoding: "utf8",
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const out = JSON.parse(run.stdout) as { path: string; count: number };
+      expect(out).toEqual({ path: join(realpathSync(installed), "registry.json"), count: registry.length });
+    } finally {
+      await rm(app, { recursive: true, force: true });
+    }
   });
 
   it("keeps models/registry.json as a link to the same file for docs and scripts", () => {
