@@ -17,12 +17,14 @@ import {
   ModelFormatError,
   optional,
   PaliError,
+  systemInfo,
   throwIfAborted,
 } from "@pali/core";
 import { type GGUFValue, writeGGUF } from "@pali/gguf";
 import { type PaliGemmaSpec, parsePaliGemmaConfig } from "./hf-config.js";
 import { readRows, readSafetensorsHeader, type SafetensorsTensor } from "./safetensors.js";
 import {
+  autoMmprojType,
   canonicalName,
   llamaFileType,
   type MmprojType,
@@ -50,7 +52,8 @@ export interface ConvertOptions {
   input: string;
   outDir: string;
   type?: ModelType;
-  mmprojType?: MmprojType;
+  /** "auto": autoMmprojType for this CPU */
+  mmprojType?: MmprojType | "auto";
   /** defaults to the checkpoint folder's name */
   name?: string;
   /** overwrite existing outputs */
@@ -291,7 +294,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const input = expectNonEmptyString(options.input, "input");
   const outDir = expectNonEmptyString(options.outDir, "outDir");
   const type = optional(options.type, "f16" as ModelType, (v) => expectOneOf(v, "type", modelTypes));
-  const mmprojType = optional(options.mmprojType, "f16" as MmprojType, (v) => expectOneOf(v, "mmprojType", mmprojTypes));
+  const requested = optional(options.mmprojType, "f16" as MmprojType | "auto", (v) =>
+    expectOneOf(v, "mmprojType", [...mmprojTypes, "auto"] as const),
+  );
+  const mmprojType = requested === "auto" ? autoMmprojType(systemInfo().cpuFeatures) : requested;
   const force = optional(options.force, false, (v) => expectBoolean(v, "force"));
   const threads = optional(options.threads, 0, (v) => expectInteger(v, "threads", 0, 1024));
   const signal = expectAbortSignal(options.signal, "signal");
