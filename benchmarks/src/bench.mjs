@@ -18,7 +18,7 @@ import { cpus, hostname, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { convertCheckpoint } from "@pali/convert";
+import { autoMmprojType, convertCheckpoint } from "@pali/convert";
 import { systemInfo } from "@pali/core";
 import { getNumber, readGGUF } from "@pali/gguf";
 import { matmulRate, memoryBandwidth } from "./machine.mjs";
@@ -47,9 +47,9 @@ const log = (m) => process.stderr.write(`bench: ${new Date().toISOString().slice
 mkdirSync(cache, { recursive: true });
 
 const allTypes = ["q4_k_m", "q8_0", "f16"];
-// The image encoder in bf16: on CPUs with bf16 dot products (AVX-512 BF16, Arm BF16) it encodes ~1.5× faster than
-// f16; the synthetic weights are bf16 already, so nothing is lost.
-const mmprojType = "bf16";
+// The image encoder at the type `pali convert --mmproj-type auto` picks for this CPU (benchmarks/src/weights.mjs:
+// q8_0 in AMX tiles where the CPU has them, 1.8× a bf16 tower; else f16).
+const mmprojType = autoMmprojType(systemInfo().cpuFeatures);
 const setups = (
   quick
     ? [{ name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: ["q4_k_m"], reps: 2, transformers: true }]
