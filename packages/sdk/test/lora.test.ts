@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { convertLora } from "@pali/convert";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PaliGemma } from "../src/index.js";
-import { ConvertedFixtures, decisivePrefix, fixtures, readF32, references } from "./helpers.js";
+import { ConvertedFixtures, decisivePrefix, fixtures, maxRelative, readF32, references } from "./helpers.js";
 
 interface LoraCase {
   photo: string;
@@ -30,16 +30,6 @@ async function cases(name: string): Promise<LoraCase[]> {
   return (JSON.parse(await readFile(join(loraDir(name), "cases.json"), "utf8")) as { cases: LoraCase[] }).cases;
 }
 
-function maxRelative(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs((a[i] as number) - (b[i] as number)));
-    scale = Math.max(scale, Math.abs(b[i] as number));
-  }
-  return diff / scale;
-}
-
 const fx = new ConvertedFixtures();
 beforeAll(() => fx.init());
 afterAll(() => fx.cleanup());
@@ -50,19 +40,26 @@ async function convertAdapter(name: string, base = join(fixtures, "checkpoints",
   return convertLora({ adapter: loraDir(name), base, outDir, force: true });
 }
 
+/** The adapter's f32 base (f32 KV cache: exact parity) with the converted adapter loaded. */
+async function loadAdapted(name: string, options: { parallel?: number; scale?: number } = {}) {
+  const files = await fx.convert(baseOf(name));
+  const { lora, visionLora } = await convertAdapter(name);
+  const pg = await PaliGemma.load({
+    ...files,
+    kvCacheType: "f32",
+    threads: 2,
+    parallel: options.parallel ?? 1,
+    adapters: [{ path: lora as string, scale: options.scale ?? 1 }],
+  });
+  return { pg, visionLora };
+}
+
 for (const name of ["pg1-224-full", "pg2-224-text", "pg2-224-full"]) {
   describe(`${name} at f32`, () => {
     it("matches transformers + peft: suffix log-probabilities, greedy tokens, image features; [] is the base model", async () => {
-      const files = await fx.convert(baseOf(name));
-      const { lora, visionLora } = await convertAdapter(name);
+      const { pg: loaded, visionLora } = await loadAdapted(name);
+      await using pg = loaded;
       expect(visionLora !== undefined).toBe(name.endsWith("-full"));
-      await using pg = await PaliGemma.load({
-        ...files,
-        kvCacheType: "f32",
-        threads: 2,
-        parallel: 1,
-        adapters: [{ path: lora as string }],
-      });
       expect(pg.info.adapters.map((a) => a.name)).toEqual([name]);
       for (const c of await cases(name)) {
         const label = `${name} ${c.photo} "${c.prompt}"`;
@@ -92,15 +89,7 @@ for (const name of ["pg1-224-full", "pg2-224-text", "pg2-224-full"]) {
 
 it("batched requests with and without the adapter decode in their own steps and match their references", async () => {
   const name = "pg1-224-full";
-  const files = await fx.convert(baseOf(name));
-  const { lora } = await convertAdapter(name);
-  await using pg = await PaliGemma.load({
-    ...files,
-    kvCacheType: "f32",
-    threads: 2,
-    parallel: 4,
-    adapters: [{ path: lora as string }],
-  });
+  await using pg = (await loadAdapted(name, { parallel: 4 })).pg;
   const all = await cases(name);
   const runs = all.flatMap((c) => [
     pg.generate({ image: image(c.photo), prompt: c.prompt, maxTokens: c.greedy.length }).then((r) => ({ r, want: c.greedy })),
@@ -116,14 +105,7 @@ it("batched requests with and without the adapter decode in their own steps and 
 
 it("a half-scaled adapter lies between the base and the full adapter", async () => {
   const name = "pg2-224-text";
-  const files = await fx.convert(baseOf(name));
-  const { lora } = await convertAdapter(name);
-  await using pg = await PaliGemma.load({
-    ...files,
-    kvCacheType: "f32",
-    threads: 2,
-    adapters: [{ path: lora as string, scale: 0.5 }],
-  });
+  await using pg = (await loadAdapted(name, { scale: 0.5 })).pg;
   const c = (await cases(name))[0] as LoraCase;
   const half = await pg.score({ image: image(c.photo), prompt: c.prompt, suffix: SUFFIX });
   const full = await pg.score({ image: image(c.photo), prompt: c.prompt, suffix: SUFFIX, adapters: [{ name, scale: 1 }] });

@@ -6,31 +6,11 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeImage, PaliGemma, preprocessImage } from "../src/index.js";
-import { ConvertedFixtures, decisivePrefix, readF32, referenceCases, references } from "./helpers.js";
+import { ConvertedFixtures, decisivePrefix, maxRelative, readF32, referenceCases, references, relL2 } from "./helpers.js";
 
 const fx = new ConvertedFixtures();
 beforeAll(() => fx.init());
 afterAll(() => fx.cleanup());
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += ((a[i] as number) - (b[i] as number)) ** 2;
-    den += (b[i] as number) ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function maxRelative(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs((a[i] as number) - (b[i] as number)));
-    scale = Math.max(scale, Math.abs(b[i] as number));
-  }
-  return diff / scale;
-}
 
 describe("pixels", () => {
   for (const [size, photos] of [
