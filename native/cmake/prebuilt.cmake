@@ -35,9 +35,12 @@ pali_import_prebuilt(pali::llama     "${lib_prefix}llama.*${ext}")
 pali_import_prebuilt(pali::ggml      "${lib_prefix}ggml.*${ext}")
 pali_import_prebuilt(pali::ggml-base "${lib_prefix}ggml-base.${ext}")
 
-# The libraries, the CPU variants and any GPU backends travel with the addon.
-file(GLOB prebuilt_files "${PALI_PREBUILT_DIR}/*")
-list(FILTER prebuilt_files EXCLUDE REGEX "(\\.node|\\.json|\\.txt)$")
-file(MAKE_DIRECTORY "${PALI_OUT_DIR}")
-file(COPY ${prebuilt_files} DESTINATION "${PALI_OUT_DIR}")
+# The libraries, the CPU variants and any GPU backends travel with the addon in the repository's build; a
+# staged per-platform package finds them in its @node-llama-cpp dependency instead (PALI_PACKAGE_LLAMA).
+if (PALI_PACKAGE_LLAMA STREQUAL "")
+    file(GLOB prebuilt_files "${PALI_PREBUILT_DIR}/*")
+    list(FILTER prebuilt_files EXCLUDE REGEX "(\\.node|\\.json|\\.txt)$")
+    file(MAKE_DIRECTORY "${PALI_OUT_DIR}")
+    file(COPY ${prebuilt_files} DESTINATION "${PALI_OUT_DIR}")
+endif()
 message(STATUS "pali: linking node-llama-cpp's prebuilt llama.cpp ${PALI_LLAMA_TAG} from ${PALI_PREBUILT_DIR}")

@@ -10,6 +10,9 @@
 //   GGML_NATIVE=OFF                              source mode: build for any CPU of this architecture
 //   CMAKE_CUDA_ARCHITECTURES=90                  source mode with CUDA: the GPU architectures to build
 //   PALI_CMAKE_DEFINES="K=V K2=V2"               more -D definitions for CMake (e.g. GGML_CUDA_NO_VMM=ON)
+//   PALI_BUILD_DIR=build-x                       build folder (default: build; the repository's build/Release)
+//   PALI_PACKAGE_LLAMA=<name>                    prebuilt mode, for a per-platform package (scripts/stage.mjs):
+//                                                find @node-llama-cpp/<name> at run time instead of copying it
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -78,8 +81,37 @@ function prepareSources(nlc) {
   return { tree, commit };
 }
 
+function onPath(command) {
+  const probe = process.platform === "win32" ? ["where", [command]] : ["sh", ["-c", `command -v ${command}`]];
+  return spawnSync(probe[0], probe[1], { stdio: "ignore" }).status === 0;
+}
+
+// Everything a build needs that is not in node_modules, each missing one on its own line.
+function checkTools() {
+  const missing = [];
+  if (!onPath("git"))
+    missing.push("git is not on PATH: it checks llama.cpp's headers (and sources) out of node-llama-cpp's bundle");
+  if (!onPath("cmake")) missing.push("cmake (3.19 or newer) is not on PATH: cmake-js drives the build with it");
+  const compilers = process.platform === "win32" ? ["cl", "clang-cl", "g++"] : [process.env.CXX, "c++", "g++", "clang++"];
+  if (!compilers.filter(Boolean).some(onPath) && !(process.platform === "win32" && process.env.VSINSTALLDIR)) {
+    missing.push(
+      process.platform === "win32"
+        ? "no C++ compiler: install Visual Studio Build Tools (Desktop development with C++)"
+        : "no C++ compiler on PATH (c++, g++ or clang++; or set CXX)",
+    );
+  }
+  if (missing.length > 0) {
+    for (const line of missing) console.error(`@pali/native build: ${line}`);
+    console.error(
+      "@pali/native build: to run pali without building, install it from npm: the @pali/native-<platform> packages carry the addon prebuilt",
+    );
+    process.exit(1);
+  }
+}
+
 function main() {
   const started = Date.now();
+  checkTools();
   const nlc = findNodeLlamaCpp();
   const { tree, commit } = prepareSources(nlc);
   const requested = process.env.PALI_LLAMA_MODE;
@@ -103,6 +135,13 @@ function main() {
     PALI_VULKAN: flag("PALI_VULKAN") ? "ON" : "OFF",
     CMAKE_BUILD_TYPE: "Release",
   };
+  // Always passed, so that a build folder never keeps another run's value in its CMake cache.
+  defines.PALI_PACKAGE_LLAMA = process.env.PALI_PACKAGE_LLAMA ?? "";
+  if (defines.PALI_PACKAGE_LLAMA && (!prebuilt || prebuiltPackageName() !== defines.PALI_PACKAGE_LLAMA)) {
+    fail(
+      `PALI_PACKAGE_LLAMA=${defines.PALI_PACKAGE_LLAMA} needs prebuilt mode over that same node-llama-cpp package (this run: ${prebuilt ? prebuiltPackageName() : "source mode"})`,
+    );
+  }
   if (process.env.GGML_NATIVE) defines.GGML_NATIVE = process.env.GGML_NATIVE;
   if (process.env.CMAKE_CUDA_ARCHITECTURES) defines.CMAKE_CUDA_ARCHITECTURES = process.env.CMAKE_CUDA_ARCHITECTURES;
   for (const pair of (process.env.PALI_CMAKE_DEFINES ?? "").split(/\s+/).filter(Boolean)) {
