@@ -1,6 +1,5 @@
 /** LoRA adapters as the native calls take them: indices from addAdapter, with scales. */
-import { InvalidArgumentError } from "./errors.js";
-import { expectFiniteNumber, expectInteger } from "./validate.js";
+import { expectFiniteNumber, expectInteger, InvalidArgumentError } from "@pali/base";
 
 /** An adapter that a computation applies: its index (from TextModel/VisionModel.addAdapter) and scale. */
 export interface AdapterUse {

@@ -3,8 +3,10 @@
  * flight: dispose() during work aborts it and frees the context once it has stopped; an abort (a request's
  * signal, or stop()) holds for that work only.
  */
+
+import { DisposedError } from "@pali/base";
 import { type AdapterUse, adapterArrays, adapterKey } from "./adapters.js";
-import { DisposedError, fromNativeError } from "./errors.js";
+import { fromNativeError } from "./errors.js";
 import { NativeHandle } from "./handle.js";
 import { loadNative, type NativeContext, type NativeGenerateParams, type NativeTimings } from "./native.js";
 import type { TextModel } from "./text-model.js";

@@ -1,7 +1,8 @@
 /** GGUF metadata as ggml's own reader sees it: an independent view to check other readers against. */
+
+import { expectNonEmptyString } from "@pali/base";
 import { fromNativeError } from "./errors.js";
 import { loadNative } from "./native.js";
-import { expectNonEmptyString } from "./validate.js";
 
 export interface GgmlGgufKv {
   key: string;

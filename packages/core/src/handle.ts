@@ -1,5 +1,5 @@
 /** Shared lifetime of objects that own a native handle: idempotent dispose, asyncDispose, a finalizer as a safety net. */
-import { DisposedError } from "./errors.js";
+import { DisposedError } from "@pali/base";
 
 interface Disposable {
   dispose(): void;

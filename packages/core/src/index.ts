@@ -1,11 +1,9 @@
+// Errors, validation, file reads and the GGUF reader live in @pali/base (no native code); re-exported here.
+export * from "@pali/base";
 export * from "./adapters.js";
 export * from "./context.js";
-export * from "./errors.js";
-export * from "./files.js";
+export { fromNativeError } from "./errors.js";
 export * from "./ggml-gguf.js";
-export * from "./gguf/keys.js";
-export * from "./gguf/reader.js";
-export * from "./gguf/types.js";
 export * from "./handle.js";
 export * from "./mask-decoder.js";
 export * from "./model-format/index.js";
@@ -17,5 +15,4 @@ export * from "./scheduler.js";
 export * from "./system.js";
 export * from "./tensor.js";
 export * from "./text-model.js";
-export * from "./validate.js";
 export * from "./vision-model.js";

@@ -2,12 +2,20 @@
  * The segmentation VQ-VAE decoder (SPEC §8): 16 `<segNNN>` codes → a 64×64 float mask, computed by the
  * native core in float32 from `mask-decoder-f32.gguf` (made by `pali convert --seg-vae vae-oid.npz`).
  */
-import { DisposedError, fromNativeError } from "./errors.js";
-import { readGGUF } from "./gguf/reader.js";
+import {
+  DisposedError,
+  expectBoolean,
+  expectInteger,
+  expectNonEmptyString,
+  expectObject,
+  invalid,
+  optional,
+  readGGUF,
+} from "@pali/base";
+import { fromNativeError } from "./errors.js";
 import { NativeHandle } from "./handle.js";
 import { validateMaskDecoderFile } from "./model-format/mask-decoder.js";
 import { loadNative, type NativeMaskDecoder, type NativeMaskDecoderInfo } from "./native.js";
-import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, invalid, optional } from "./validate.js";
 
 export interface MaskDecoderOptions {
   /** Put the weights on the first GPU when there is one (default true). */

@@ -1,7 +1,7 @@
 /** The encoder's input: an 8-bit RGB image resized and normalized off the JS thread (PIL-exact bicubic, SPEC §4). */
-import { fromNativeError, InvalidArgumentError } from "./errors.js";
+import { expectInteger, InvalidArgumentError } from "@pali/base";
+import { fromNativeError } from "./errors.js";
 import { loadNative } from "./native.js";
-import { expectInteger } from "./validate.js";
 
 /** [3][size][size] floats in [-1, 1] from row-major RGB bytes, as transformers' SiglipImageProcessor makes them. */
 export async function resizeAndNormalize(rgb: Uint8Array, width: number, height: number, size: number): Promise<Float32Array> {

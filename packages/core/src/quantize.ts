@@ -1,7 +1,7 @@
 /** libllama's quantizer, run off the JS thread. */
-import { fromNativeError, InvalidArgumentError } from "./errors.js";
+import { expectInteger, expectNonEmptyString, expectOneOf, InvalidArgumentError, optional } from "@pali/base";
+import { fromNativeError } from "./errors.js";
 import { loadNative } from "./native.js";
-import { expectInteger, expectNonEmptyString, expectOneOf, optional } from "./validate.js";
 
 export const textModelQuantTypes = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"] as const;
 export type TextModelQuantType = (typeof textModelQuantTypes)[number];

@@ -6,9 +6,10 @@
  * per request; work that needs the whole context (beam search) waits until every sequence is released.
  */
 
+import { AbortError, DisposedError, PaliError } from "@pali/base";
 import { type AdapterUse, adapterKey } from "./adapters.js";
 import type { Context, FinishReason, GenerateParams } from "./context.js";
-import { AbortError, DisposedError, fromNativeError, PaliError } from "./errors.js";
+import { fromNativeError } from "./errors.js";
 
 export interface SequencePrefix {
   /** imageTokens × embedding length floats, as the projector made them */

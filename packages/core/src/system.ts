@@ -1,6 +1,6 @@
 /** What the native core was built from and what it runs on. */
+import { expectOneOf } from "@pali/base";
 import { loadNative, type NativeDeviceInfo, type NativeLogLevel } from "./native.js";
-import { expectOneOf } from "./validate.js";
 
 export interface SystemInfo {
   pali: string;

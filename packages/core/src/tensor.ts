@@ -2,8 +2,7 @@
  * Tensor: a dtype, a shape and a typed-array view over memory that may belong to native code. Creating
  * one never copies; the view shares the buffer it was given.
  */
-import { InvalidArgumentError } from "./errors.js";
-import { expectInteger } from "./validate.js";
+import { expectInteger, InvalidArgumentError } from "@pali/base";
 
 export type DType = "f32" | "f16" | "bf16" | "i32" | "u8";
 

@@ -1,11 +1,11 @@
 /** The Gemma / Gemma 2 decoder as libllama loads it: immutable weights, shareable. */
+
+import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, expectString, optional, readGGUF } from "@pali/base";
 import { fromNativeError } from "./errors.js";
-import { readGGUF } from "./gguf/reader.js";
 import { NativeHandle } from "./handle.js";
 import { validateDecoder } from "./model-format/decoder.js";
 import { validateLora } from "./model-format/lora.js";
 import { loadNative, type NativeTextModel, type NativeTextModelInfo } from "./native.js";
-import { expectBoolean, expectInteger, expectNonEmptyString, expectObject, expectString, optional } from "./validate.js";
 
 export interface TextModelOptions {
   /** Layers to offload to a GPU when one is present; -1 (default) offloads all. */

@@ -1,21 +1,25 @@
 /** The SigLIP image encoder and projector of an mmproj file, validated and loaded by the native core. */
-import { type AdapterUse, adapterArrays, checkAdapters } from "./adapters.js";
-import { AbortError, DisposedError, fromNativeError, InvalidArgumentError } from "./errors.js";
-import { readGGUF } from "./gguf/reader.js";
-import { NativeHandle } from "./handle.js";
-import { validateLora } from "./model-format/lora.js";
-import { validateMmproj } from "./model-format/mmproj.js";
-import { loadNative, type NativeVisionModel, type NativeVisionModelInfo } from "./native.js";
-import { Tensor } from "./tensor.js";
+
 import {
+  AbortError,
+  DisposedError,
   expectAbortSignal,
   expectBoolean,
   expectInteger,
   expectNonEmptyString,
   expectObject,
+  InvalidArgumentError,
   optional,
+  readGGUF,
   throwIfAborted,
-} from "./validate.js";
+} from "@pali/base";
+import { type AdapterUse, adapterArrays, checkAdapters } from "./adapters.js";
+import { fromNativeError } from "./errors.js";
+import { NativeHandle } from "./handle.js";
+import { validateLora } from "./model-format/lora.js";
+import { validateMmproj } from "./model-format/mmproj.js";
+import { loadNative, type NativeVisionModel, type NativeVisionModelInfo } from "./native.js";
+import { Tensor } from "./tensor.js";
 
 export interface VisionModelOptions {
   /** Put the weights on the first GPU when there is one (default true). */

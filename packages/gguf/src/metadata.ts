@@ -1,7 +1,7 @@
 /** Convenience accessors and a summary of a GGUF file's contents. */
-import { type GGUFFile, type GGUFValue, getString } from "@pali/core";
+import { type GGUFFile, type GGUFValue, getString } from "@pali/base";
 
-export { getNumber, getString } from "@pali/core";
+export { getNumber, getString } from "@pali/base";
 
 /** The plain JS value of a metadata entry (typed arrays and bigints as they are). */
 export function metadataValue(value: GGUFValue): unknown {

@@ -1,4 +1,4 @@
-/** The GGUF v3 reader lives in @pali/core, whose model loaders validate every file with it before native code. */
+/** The GGUF v3 reader lives in @pali/base, beside the errors it throws, so that @pali/core's loaders and this package share it. */
 export {
   type GGUFFile,
   type GGUFTensorInfo,
@@ -6,4 +6,4 @@ export {
   type ReadGGUFOptions,
   readGGUF,
   readTensorData,
-} from "@pali/core";
+} from "@pali/base";

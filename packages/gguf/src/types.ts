@@ -1,4 +1,4 @@
-/** GGUF v3 value types and ggml tensor types: defined in @pali/core, whose loaders validate files with them. */
+/** GGUF v3 value types and ggml tensor types: defined in @pali/base with the reader that uses them. */
 export {
   GGML_MAX_DIMS,
   type GGMLTypeInfo,
@@ -16,4 +16,4 @@ export {
   numericArrayConstructors,
   scalarByteSize,
   valueTypeNames,
-} from "@pali/core";
+} from "@pali/base";

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { type FileHandle, open, rename, rm } from "node:fs/promises";
-import { InvalidArgumentError, IoError, PaliError, throwIfAborted } from "@pali/core";
+import { InvalidArgumentError, IoError, PaliError, throwIfAborted } from "@pali/base";
 import {
   GGML_MAX_DIMS,
   type GGMLTypeInfo,

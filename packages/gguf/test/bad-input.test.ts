@@ -2,7 +2,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ModelFormatError } from "@pali/core";
+import { ModelFormatError } from "@pali/base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readGGUF, writeGGUF } from "../src/index.js";
 

@@ -2,7 +2,7 @@
  * COCO results-format export ("detection results": one object per box with image_id, category_id,
  * bbox = [x, y, width, height] in pixels and score), as pycocotools' loadRes() reads it.
  */
-import { expectFiniteNumber, expectInteger, expectObject, expectString, InvalidArgumentError, invalid } from "@pali/core";
+import { expectFiniteNumber, expectInteger, expectObject, expectString, InvalidArgumentError, invalid } from "@pali/base";
 import type { Box } from "./box.js";
 import type { CocoRle } from "./rle.js";
 

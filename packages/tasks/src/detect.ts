@@ -3,7 +3,7 @@
  * Instances are never silently lost: each one the scanner finds is either a detection or a dropped record
  * with a reason (fewer than 4 locs, a loc above 1023, y2 <= y1 or x2 <= x1: big_vision's validity rule).
  */
-import { expectObject, expectPositiveInteger, expectString, invalid } from "@pali/core";
+import { expectObject, expectPositiveInteger, expectString, invalid } from "@pali/base";
 import { type Box, type LocValues, normalizedBox, pixelBox } from "./box.js";
 import {
   boxProblem,

@@ -10,7 +10,7 @@
  * It runs horizontally first, storing the intermediate image as float32, then vertically, accumulating in
  * double: all as Pillow's Resample.c does, so results match `Image.fromarray(m).resize(size, BILINEAR)`.
  */
-import { expectInteger, expectObject, expectPositiveInteger, InvalidArgumentError, invalid } from "@pali/core";
+import { expectInteger, expectObject, expectPositiveInteger, InvalidArgumentError, invalid } from "@pali/base";
 import type { Box } from "./box.js";
 
 /** Side of the VQ-VAE decoder's output map (SPEC §8.3). */

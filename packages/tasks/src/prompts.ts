@@ -6,7 +6,7 @@
  * revision of the prompt page marks cap/describe/ocr/question as pretrained-only, the other does not. The
  * builders therefore accept every prompt for every checkpoint; `PROMPT_TASKS` records what the docs say.
  */
-import { expectObject, expectOneOf, expectString, InvalidArgumentError, invalid } from "@pali/core";
+import { expectObject, expectOneOf, expectString, InvalidArgumentError, invalid } from "@pali/base";
 
 /** The caption transfer languages of big_vision's coco35l config (SPEC §6); XM3600 adds "quz". */
 // biome-ignore format: a table

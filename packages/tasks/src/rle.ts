@@ -3,7 +3,7 @@
  * lengths over the mask in column-major (Fortran) order, alternating 0s and 1s and starting with a run of
  * 0s (which may be 0 long). Masks elsewhere in pali are row-major, so the encoder walks columns.
  */
-import { expectInteger, expectObject, expectPositiveInteger, InvalidArgumentError, invalid } from "@pali/core";
+import { expectInteger, expectObject, expectPositiveInteger, InvalidArgumentError, invalid } from "@pali/base";
 
 export interface CocoRle {
   /** [height, width], as COCO writes it */

@@ -5,7 +5,7 @@
  * span is then mapped back to the tokens that produced it, so loc tokens and label spans get exact token
  * indices and a confidence.
  */
-import { expectFiniteNumber, expectInteger, expectObject, expectString, InvalidArgumentError, invalid } from "@pali/core";
+import { expectFiniteNumber, expectInteger, expectObject, expectString, InvalidArgumentError, invalid } from "@pali/base";
 
 export interface OutputToken {
   /** token id (not interpreted by the decoders; kept for the caller) */

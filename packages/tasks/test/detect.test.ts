@@ -1,5 +1,5 @@
 /** Detection decoding (SPEC §7): boxes, labels, drops, and the token mapping behind scores. */
-import { ErrorCode, InvalidArgumentError } from "@pali/core";
+import { ErrorCode, InvalidArgumentError } from "@pali/base";
 import { describe, expect, it } from "vitest";
 import { boxConfidence, type OutputToken, parseDetections, roundHalfEven } from "../src/index.js";
 

@@ -3,7 +3,7 @@
  * threshold at 0. Checked by hand on small images and against a direct 2-D reference written here.
  */
 import { readFileSync } from "node:fs";
-import { InvalidArgumentError } from "@pali/core";
+import { InvalidArgumentError } from "@pali/base";
 import { describe, expect, it } from "vitest";
 import { MASK_SIZE, placeMask, resizeBilinear } from "../src/index.js";
 

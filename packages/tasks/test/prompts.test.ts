@@ -1,5 +1,5 @@
 /** Prompt builders (SPEC §6) and the plain-text decoder: exact strings, and InvalidArgumentError for bad input. */
-import { ErrorCode, InvalidArgumentError } from "@pali/core";
+import { ErrorCode, InvalidArgumentError } from "@pali/base";
 import { describe, expect, it } from "vitest";
 import {
   answerPrompt,

@@ -2,7 +2,7 @@
  * Reading a vocabulary into the one shape the Tokenizer is built from: from a SentencePiece model (plus
  * Hugging Face's added tokens) or from a GGUF file's tokenizer.ggml.* metadata.
  */
-import { expectInteger, expectObject, InvalidArgumentError, ModelFormatError, UnsupportedModelError } from "@pali/core";
+import { expectInteger, expectObject, InvalidArgumentError, ModelFormatError, UnsupportedModelError } from "@pali/base";
 import type { GGUFFile, GGUFValue } from "@pali/gguf";
 import { isPieceType, PieceType, parseSentencePieceModel, validatePieces } from "./sentencepiece-model.js";
 

@@ -12,7 +12,7 @@ import {
   expectString,
   invalid,
   UnsupportedModelError,
-} from "@pali/core";
+} from "@pali/base";
 import { Tokenizer } from "./tokenizer.js";
 
 export interface PrefixOptions {

@@ -3,7 +3,7 @@
  * trainer and normalizer settings that change how text is encoded. Field numbers and defaults are those
  * of the proto2 schema; unknown fields are skipped, as protobuf does.
  */
-import { ModelFormatError } from "@pali/core";
+import { ModelFormatError } from "@pali/base";
 
 /** sentencepiece's `ModelProto.SentencePiece.Type`; llama.cpp's `tokenizer.ggml.token_type` uses the same numbers. */
 export const PieceType = {

@@ -10,7 +10,7 @@
  * Other sentencepiece settings honoured: add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces,
  * UNUSED pieces; models with a normalization charsmap or treat_whitespace_as_suffix are refused.
  */
-import { expectBoolean, expectObject, invalid } from "@pali/core";
+import { expectBoolean, expectObject, invalid } from "@pali/base";
 import type { GGUFFile } from "@pali/gguf";
 import { BpeEngine, type RevMerge } from "./bpe.js";
 import { specFromGGUF, specFromSentencePiece, type TokenizerSpec } from "./load.js";

@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ModelFormatError, UnsupportedModelError } from "@pali/core";
+import { ModelFormatError, UnsupportedModelError } from "@pali/base";
 import { type GGUFValue, readGGUF, writeGGUF } from "@pali/gguf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PieceType, parseSentencePieceModel, Tokenizer } from "../src/index.js";

@@ -1,5 +1,5 @@
 /** parseSentencePieceModel on the fixture and on damaged or unsupported model files. */
-import { ModelFormatError, UnsupportedModelError } from "@pali/core";
+import { ModelFormatError, UnsupportedModelError } from "@pali/base";
 import { describe, expect, it } from "vitest";
 import { PieceType, parseSentencePieceModel, Tokenizer } from "../src/index.js";
 import { modelBytes } from "./helpers/fixtures.js";

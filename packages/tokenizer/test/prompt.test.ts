@@ -1,5 +1,5 @@
 /** The PaliGemma prefix and suffix layout (SPEC §2.1, §9.11). */
-import { InvalidArgumentError } from "@pali/core";
+import { InvalidArgumentError } from "@pali/base";
 import { describe, expect, it } from "vitest";
 import { buildPrefixIds, buildSuffixIds, type Tokenizer } from "../src/index.js";
 import { fixtureTokenizer } from "./helpers/fixtures.js";

@@ -1,5 +1,5 @@
 /** Tokenizer behaviour beyond the parity cases: special tokens, hand-made vocabularies, bad input, speed. */
-import { InvalidArgumentError } from "@pali/core";
+import { InvalidArgumentError } from "@pali/base";
 import { describe, expect, it } from "vitest";
 import { PieceType, Tokenizer } from "../src/index.js";
 import { cases, fixtureTokenizer, modelBytes } from "./helpers/fixtures.js";

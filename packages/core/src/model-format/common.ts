@@ -3,10 +3,9 @@
  * is known, typed and in range) and exact tensor checks. They run on the parsed GGUF header before any
  * native load, so that no file reaches a ggml or libllama assertion.
  */
-import { ModelFormatError } from "../errors.js";
-import { keyError, typeLabel } from "../gguf/keys.js";
-import type { GGUFFile, GGUFTensorInfo } from "../gguf/reader.js";
-import { GGML_MAX_DIMS } from "../gguf/types.js";
+
+import type { GGUFFile, GGUFTensorInfo } from "@pali/base";
+import { GGML_MAX_DIMS, keyError, ModelFormatError, typeLabel } from "@pali/base";
 
 /** ggml types libllama's CPU and GPU matmuls take as weights (what pali convert and libllama's quantizer write). */
 export const weightTypes: ReadonlySet<string> = new Set([

@@ -3,9 +3,18 @@
  * src/llama-model.cpp load_hparams, models/gemma*.cpp, llama-vocab.cpp, llama-model-loader.cpp): a
  * hostile file becomes ERR_MODEL_FORMAT / ERR_UNSUPPORTED_MODEL here, never an abort there.
  */
-import { UnsupportedModelError } from "../errors.js";
-import { keyError, optionalF32, optionalString, optionalU32, requireF32, requireString, requireU32 } from "../gguf/keys.js";
-import type { GGUFFile } from "../gguf/reader.js";
+
+import type { GGUFFile } from "@pali/base";
+import {
+  keyError,
+  optionalF32,
+  optionalString,
+  optionalU32,
+  requireF32,
+  requireString,
+  requireU32,
+  UnsupportedModelError,
+} from "@pali/base";
 import { checkKeys, checkTensors, type ExpectedTensor } from "./common.js";
 import { checkVocabulary } from "./vocabulary.js";
 

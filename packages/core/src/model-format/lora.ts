@@ -3,9 +3,9 @@
  * that pali's SigLIP graph applies. Each is checked against the header of the base file it adapts, so an
  * adapter for another model fails here, naming the tensor, instead of in libllama's log.
  */
-import { ModelFormatError, UnsupportedModelError } from "../errors.js";
-import { keyError, optionalString, requireString } from "../gguf/keys.js";
-import type { GGUFFile } from "../gguf/reader.js";
+
+import type { GGUFFile } from "@pali/base";
+import { keyError, ModelFormatError, optionalString, requireString, UnsupportedModelError } from "@pali/base";
 import { checkKeys, checkTensors, type ExpectedTensor } from "./common.js";
 
 export interface LoraHparams {

@@ -2,9 +2,9 @@
  * The segmentation mask-decoder file, checked as native/src/model/mask_decoder.cpp binds it: f32 tensors
  * of exactly the shapes its hyperparameters give, nothing else.
  */
-import { UnsupportedModelError } from "../errors.js";
-import { keyError, optionalString, optionalU32, requireString, requireU32 } from "../gguf/keys.js";
-import type { GGUFFile } from "../gguf/reader.js";
+
+import type { GGUFFile } from "@pali/base";
+import { keyError, optionalString, optionalU32, requireString, requireU32, UnsupportedModelError } from "@pali/base";
 import { checkKeys, checkTensors, type ExpectedTensor } from "./common.js";
 
 export const MASK_DECODER_ARCH = "paligemma-mask-decoder";

@@ -2,9 +2,17 @@
  * The mmproj file (SigLIP tower + projector), checked as native/src/model/vision_loader.cpp binds it, and
  * with the exact key types ggml's typed getters assert on (a bool stored as i8 used to abort).
  */
-import { UnsupportedModelError } from "../errors.js";
-import { keyError, optionalBool, optionalString, optionalU32, requireF32, requireString, requireU32 } from "../gguf/keys.js";
-import type { GGUFFile } from "../gguf/reader.js";
+import type { GGUFFile } from "@pali/base";
+import {
+  keyError,
+  optionalBool,
+  optionalString,
+  optionalU32,
+  requireF32,
+  requireString,
+  requireU32,
+  UnsupportedModelError,
+} from "@pali/base";
 import { checkKeys, checkTensors, type ExpectedTensor } from "./common.js";
 
 export interface MmprojHparams {

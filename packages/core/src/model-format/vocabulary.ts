@@ -3,9 +3,9 @@
  * (llama-vocab.cpp llama_vocab::impl::load): it asserts that the token strings are unique, renames empty
  * ones (which can then collide), and parses byte tokens as <0xXX>.
  */
-import { UnsupportedModelError } from "../errors.js";
-import { keyError, optionalBool, optionalString, optionalU32, requireString } from "../gguf/keys.js";
-import type { GGUFFile } from "../gguf/reader.js";
+
+import type { GGUFFile } from "@pali/base";
+import { keyError, optionalBool, optionalString, optionalU32, requireString, UnsupportedModelError } from "@pali/base";
 
 /** libllama's llama_token_type: UNDEFINED 0, NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6. */
 const TOKEN_TYPE_BYTE = 6;
