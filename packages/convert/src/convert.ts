@@ -15,6 +15,8 @@ import {
   InvalidArgumentError,
   IoError,
   ModelFormatError,
+  mmprojFileName,
+  modelFileName,
   optional,
   PaliError,
   systemInfo,
@@ -318,8 +320,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
 
   const outStat = await stat(outDir).catch(() => undefined);
   if (!outStat?.isDirectory()) throw new IoError(`Output folder ${outDir} does not exist; create it first.`);
-  const modelPath = join(outDir, `${name}-${type}.gguf`);
-  const mmprojPath = join(outDir, `mmproj-${name}-${mmprojType}.gguf`);
+  const modelPath = join(outDir, modelFileName(name, type));
+  const mmprojPath = join(outDir, mmprojFileName(name, mmprojType));
   for (const p of [modelPath, mmprojPath]) {
     if (!force && (await exists(p)))
       throw new InvalidArgumentError(`${p} already exists; pass --force (force: true) to overwrite it`);

@@ -5,14 +5,16 @@
  * converted with the adapter folded into its weights. PEFT's scaling (alpha / r, or alpha / √r with rsLoRA,
  * per-module patterns included) is folded into B, so the files need no alpha.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import {
   expectAbortSignal,
   expectBoolean,
   expectNonEmptyString,
+  findMmprojBeside,
   InvalidArgumentError,
   IoError,
+  loraFileNames,
   ModelFormatError,
   optional,
   readGGUF,
@@ -72,10 +74,8 @@ export interface ConvertLoraResult {
   adapter: PeftAdapter;
 }
 
-/** The adapter files for `name`: the decoder's and the vision tower's (found beside it by this prefix). */
-export function loraFileNames(name: string): { lora: string; visionLora: string } {
-  return { lora: `lora-${name}-f32.gguf`, visionLora: `mmproj-lora-${name}-f32.gguf` };
-}
+// loraFileNames is pali's naming (@pali/base), re-exported for convert's users.
+export { loraFileNames };
 
 type Json = Record<string, unknown>;
 
@@ -253,18 +253,11 @@ async function baseShapes(
       `${base} is not a PaliGemma model file; pass the decoder GGUF (or the checkpoint folder) as the base`,
     );
   }
-  const stem = basename(base).replace(/-(f32|f16|bf16|q\d\w*)\.gguf$/i, "");
-  const mmprojPath = baseMmproj ?? (await findSibling(base, `mmproj-${stem}-`));
+  const mmprojPath = baseMmproj ?? (await findMmprojBeside(base));
   for (const file of [model, ...(mmprojPath ? [await readGGUF(mmprojPath)] : [])]) {
     for (const t of file.tensors) shapes.set(t.name, t.shape);
   }
   return { arch: arch.value, shapes };
-}
-
-async function findSibling(path: string, prefix: string): Promise<string | undefined> {
-  const dir = resolve(path, "..");
-  const found = (await readdir(dir)).filter((f) => f.startsWith(prefix) && f.endsWith(".gguf")).sort()[0];
-  return found === undefined ? undefined : join(dir, found);
 }
 
 function checkAgainstBase(adapter: PeftAdapter, base: string, shapes: Map<string, number[]>): void {

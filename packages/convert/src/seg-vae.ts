@@ -12,6 +12,7 @@ import {
   expectObject,
   InvalidArgumentError,
   IoError,
+  MASK_DECODER_FILE,
   ModelFormatError,
   optional,
   throwIfAborted,
@@ -22,7 +23,8 @@ import { NpzFile } from "./npz.js";
 import { SEG_COUNT } from "./vocab.js";
 
 export const MASK_DECODER_ARCH = "paligemma-mask-decoder";
-export const MASK_DECODER_FILE = "mask-decoder-f32.gguf";
+// The file name is pali's naming (@pali/base), re-exported for convert's users.
+export { MASK_DECODER_FILE };
 /** big_vision's Decoder: residual blocks and stride-2 transposed convolutions (fixed by its code). */
 const RES_BLOCKS = 2;
 const UPSAMPLES = 4;

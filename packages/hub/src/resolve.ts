@@ -3,9 +3,8 @@
  * is; a registry name or repo id comes from the cache, pulled first when it is not there yet.
  */
 import { readdir, stat } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, resolve } from "node:path";
-import { mmprojTypes, modelTypes } from "@pali/convert";
-import { expectNonEmptyString, InvalidArgumentError, IoError } from "@pali/core";
+import { isAbsolute, join, resolve } from "node:path";
+import { expectNonEmptyString, findMmprojBeside, InvalidArgumentError, IoError, isModelFileName } from "@pali/core";
 import { MANIFEST, readCachedModel } from "./cache.js";
 import { type PullOptions, pullModel } from "./pull.js";
 
@@ -29,17 +28,6 @@ function looksLikePath(value: string): boolean {
   );
 }
 
-/** `mmproj-<name>-<type>.gguf` beside `<name>-<type>.gguf`, as `pali convert` names them. */
-async function mmprojBeside(model: string): Promise<string | undefined> {
-  const stem = basename(model).replace(/\.gguf$/i, "");
-  const type = modelTypes.find((t) => stem.endsWith(`-${t}`));
-  const name = type ? stem.slice(0, -(type.length + 1)) : stem;
-  const files = await readdir(dirname(model)).catch(() => [] as string[]);
-  for (const t of mmprojTypes)
-    if (files.includes(`mmproj-${name}-${t}.gguf`)) return join(dirname(model), `mmproj-${name}-${t}.gguf`);
-  return undefined;
-}
-
 /**
  * A path to a model GGUF file, a cached model folder (with manifest.json), a registry name or a repo id →
  * the model and mmproj paths. Names and repo ids are pulled into the cache when missing.
@@ -52,9 +40,7 @@ export async function resolveModel(nameOrRepoOrPath: string, options: PullOption
     const cached = await readCachedModel(asPath);
     if (cached) return { model: cached.model, mmproj: cached.mmproj, cached: true, name: cached.name };
     // An existing folder is never looked up on the Hub under the same name.
-    const models = (await readdir(asPath).catch(() => [] as string[])).filter(
-      (f) => /\.gguf$/i.test(f) && !f.startsWith("mmproj-") && !f.startsWith("mask-decoder-"),
-    );
+    const models = (await readdir(asPath).catch(() => [] as string[])).filter(isModelFileName);
     throw new InvalidArgumentError(
       models.length > 0
         ? `${input} is a folder: pass its model file, e.g. ${join(input, models.sort()[0] as string)}`
@@ -63,7 +49,7 @@ export async function resolveModel(nameOrRepoOrPath: string, options: PullOption
   } else if (info?.isFile()) {
     if (!/\.gguf$/i.test(asPath))
       throw new InvalidArgumentError(`${input} is not a .gguf file: pass a model GGUF, or a model name.`);
-    return { model: asPath, mmproj: await mmprojBeside(asPath), cached: true };
+    return { model: asPath, mmproj: await findMmprojBeside(asPath), cached: true };
   } else if (looksLikePath(input)) {
     throw new IoError(`${input} does not exist. Pass an existing .gguf file, or a model name such as pg2-3b-mix-224.`);
   }

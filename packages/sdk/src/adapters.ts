@@ -3,14 +3,14 @@
  * SigLIP graph), then chosen per request. By default every request gets every loaded adapter at its load
  * scale; `adapters: []` asks the base model, `adapters: ["name"]` or `[{ name, scale }]` a selection.
  */
-import { access } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename } from "node:path";
 import {
   type AdapterUse,
   adapterKey,
   expectFiniteNumber,
   expectNonEmptyString,
   expectObject,
+  findVisionLoraBeside,
   InvalidArgumentError,
   optional,
   type TextModel,
@@ -71,15 +71,6 @@ function defaultName(path: string): string {
     .replace(/-(f32|f16|bf16)$/i, "");
 }
 
-/** `mmproj-<file>` beside a decoder adapter, if there is one. */
-async function visionPart(path: string): Promise<string | undefined> {
-  const candidate = join(dirname(path), `mmproj-${basename(path)}`);
-  return access(candidate).then(
-    () => candidate,
-    () => undefined,
-  );
-}
-
 export class Adapters {
   readonly #entries: Entry[];
 
@@ -91,7 +82,7 @@ export class Adapters {
   static async load(options: AdapterOption[], text: TextModel, vision: VisionModel): Promise<Adapters> {
     const entries: Entry[] = [];
     for (const o of options) {
-      const visionPath = await visionPart(o.path);
+      const visionPath = await findVisionLoraBeside(o.path);
       const textIndex = await text.addAdapter(o.path);
       const visionIndex = visionPath === undefined ? undefined : await vision.addAdapter(visionPath);
       entries.push({ name: o.name as string, path: o.path, visionPath, scale: o.scale ?? 1, textIndex, visionIndex });

@@ -2,9 +2,15 @@
  * The model + mmproj pair, checked against each other from their GGUF headers before any native code
  * sees them: a wrong or mismatched file is a typed error, never a libllama or ggml assertion.
  */
-import { access, readdir } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { InvalidArgumentError, ModelFormatError, UnsupportedModelError } from "@pali/core";
+import {
+  findMaskDecoderBeside,
+  findMmprojBeside,
+  InvalidArgumentError,
+  ModelFormatError,
+  mmprojFileName,
+  modelStem,
+  UnsupportedModelError,
+} from "@pali/core";
 import { type GGUFFile, getNumber, getString, readGGUF } from "@pali/gguf";
 
 export interface ModelFiles {
@@ -17,30 +23,19 @@ export interface ModelFiles {
   embeddingLength: number;
 }
 
-/** mmproj-<name>-<type>.gguf beside <name>-<type>.gguf (any type), when the caller gives only the model. */
+/** The image encoder beside the model (pali's naming, @pali/base), when the caller gives only the model. */
 async function findMmproj(modelPath: string): Promise<string> {
-  const dir = dirname(modelPath);
-  const stem = basename(modelPath).replace(/-(f32|f16|bf16|q\d\w*)\.gguf$/i, "");
-  const candidates = (await readdir(dir)).filter((f) => f.startsWith(`mmproj-${stem}-`) && f.endsWith(".gguf")).sort();
-  const found = candidates[0];
+  const found = await findMmprojBeside(modelPath);
   if (found === undefined) {
     throw new InvalidArgumentError(
-      `No mmproj file given and none named mmproj-${stem}-*.gguf beside ${modelPath}; pass the image encoder file (pali --mmproj FILE, SDK mmproj: FILE)`,
+      `No mmproj file given and none named ${mmprojFileName(modelStem(modelPath), "<type>")} beside ${modelPath}; pass the image encoder file (pali --mmproj FILE, SDK mmproj: FILE)`,
     );
   }
-  return join(dir, found);
+  return found;
 }
 
 /** mask-decoder-f32.gguf (the name `pali convert --seg-vae` writes) beside the model, if there is one. */
-export async function findMaskDecoder(modelPath: string): Promise<string | undefined> {
-  const path = join(dirname(modelPath), "mask-decoder-f32.gguf");
-  try {
-    await access(path);
-    return path;
-  } catch {
-    return undefined;
-  }
-}
+export const findMaskDecoder = findMaskDecoderBeside;
 
 function need(file: GGUFFile, key: string): number {
   const v = getNumber(file, key);
