@@ -122,4 +122,4 @@ export function validateMmproj(file: GGUFFile): MmprojHparams {
 }
 
 /** The types vision_loader.cpp's gguf_checker accepts for weights. */
-const visionWeightTypes: ReadonlySet<string> = new Set(["f32", "f16", "bf16", "q8_0"]);
+const visionWeightTypes: ReadonlySet<string> = new Set(["f32", "f16", "bf16", "q8_0", "q4_0"]);
