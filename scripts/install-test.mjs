@@ -233,6 +233,13 @@ check(
   `an ESM script on @pali/sdk gives the README's answers: ${JSON.stringify(lines(sdk))} ${sdk.stderr}`,
 );
 
+const libraries = [...packed.keys()].filter((n) => !n.startsWith("@pali/native"));
+const required = inApp(app, `node -e 'for (const p of ${JSON.stringify(libraries)}) require(p)'`);
+check(
+  required.status === 0,
+  `require() loads every package (Node ${process.versions.node}: require of ES modules) ${required.stderr}`,
+);
+
 // --- only the plain-TypeScript packages: no native code may come with them ---
 const lite = join(root, "lite");
 const liteNames = ["@pali/tasks", "@pali/tokenizer"];
