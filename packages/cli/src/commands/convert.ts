@@ -1,12 +1,5 @@
 /** `pali convert HF_DIR -o OUT_DIR`: a Hugging Face PaliGemma checkpoint to model + mmproj GGUF files. */
-import {
-  convertCheckpoint,
-  convertLora,
-  convertSegVae,
-  type ModelType,
-  mmprojTypes,
-  modelTypes,
-} from "@pali/convert";
+import { convertCheckpoint, convertLora, convertSegVae, type ModelType, mmprojTypes, modelTypes } from "@pali/convert";
 import { expectOneOf, InvalidArgumentError } from "@pali/core";
 import type { Io } from "../output.js";
 import { createProgress, progressMode } from "../progress.js";
