@@ -100,6 +100,12 @@ PALI_API const char * pali_cpu_features(void);
 // Threads pali uses by default: the number of physical cores, at least 1.
 PALI_API int32_t pali_default_threads(void);
 
+// Where the last run of each of pali's own ggml graphs (the SigLIP encoder, the mask decoder) ran, as JSON
+// in *out_json (free with pali_string_free): [{"graph", "nodes", "splits", "nodesByBackend": {"Vulkan0": n,
+// "CPU": m}, "weightBytesByBuffer": {"Vulkan0": bytes}}]. Read from the scheduler after the run, so it shows
+// which backend each node was given and which buffers the weights it read live in.
+PALI_API int32_t pali_graph_stats_json(char ** out_json);
+
 // ---- GGUF metadata, as ggml's own reader sees it -------------------------------------------------
 
 // Reads the metadata and tensor index of a GGUF file with ggml's gguf reader and returns them as JSON

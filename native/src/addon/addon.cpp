@@ -43,6 +43,14 @@ Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
     return out;
 }
 
+Napi::Value GraphStatsJson(const Napi::CallbackInfo & info) {
+    char * out = nullptr;
+    if (pali_graph_stats_json(&out) != PALI_OK) return Napi::String::New(info.Env(), "[]");
+    Napi::String json = Napi::String::New(info.Env(), out);
+    pali_string_free(out);
+    return json;
+}
+
 Napi::Value GgufMetadataJson(const Napi::CallbackInfo & info) {
     std::string path = info[0].As<Napi::String>().Utf8Value();
     auto json = std::make_shared<std::string>();
@@ -188,6 +196,7 @@ Napi::Value SetLogCallback(const Napi::CallbackInfo & info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("backendInit", Napi::Function::New(env, BackendInit));
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
+    exports.Set("graphStatsJson", Napi::Function::New(env, GraphStatsJson));
     exports.Set("ggufMetadataJson", Napi::Function::New(env, GgufMetadataJson));
     exports.Set("quantize", Napi::Function::New(env, Quantize));
     exports.Set("rowSize", Napi::Function::New(env, RowSize));

@@ -3,10 +3,58 @@
 
 #include "../core/internal.h"
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <cstring>
 
 namespace pali {
+
+namespace {
+
+struct graph_stats {
+    int nodes = 0;
+    int splits = 0;
+    std::map<std::string, int> nodes_by_backend;
+    std::map<std::string, size_t> weight_bytes_by_buffer;
+};
+
+std::mutex g_stats_mutex;
+std::map<std::string, graph_stats> g_stats; // the last run of each graph, by name
+
+// Which backend the scheduler gave each node, and where the weights the nodes read live.
+void record_stats(const char * what, ggml_backend_sched_t sched, ggml_cgraph * gf) {
+    graph_stats st;
+    st.nodes  = ggml_graph_n_nodes(gf);
+    st.splits = ggml_backend_sched_get_n_splits(sched);
+    std::set<const ggml_tensor *> seen;
+    for (int i = 0; i < st.nodes; i++) {
+        ggml_tensor *  node    = ggml_graph_node(gf, i);
+        ggml_backend_t backend = ggml_backend_sched_get_tensor_backend(sched, node);
+        st.nodes_by_backend[backend ? ggml_backend_name(backend) : "none"]++;
+        for (int j = 0; j < GGML_MAX_SRC; j++) {
+            const ggml_tensor * src = node->src[j];
+            if (src == nullptr || src->buffer == nullptr || !seen.insert(src).second) continue;
+            if (ggml_backend_buffer_get_usage(src->buffer) != GGML_BACKEND_BUFFER_USAGE_WEIGHTS) continue;
+            st.weight_bytes_by_buffer[ggml_backend_buffer_name(src->buffer)] += ggml_nbytes(src);
+        }
+    }
+    std::lock_guard<std::mutex> lock(g_stats_mutex);
+    g_stats[what] = std::move(st);
+}
+
+std::string json_string(const std::string & s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        if ((unsigned char) c >= 0x20) out += c;
+    }
+    return out + "\"";
+}
+
+} // namespace
 
 graph_runner::graph_runner(ggml_backend_dev_t device, size_t graph_size, int n_threads, const volatile int32_t * abort)
     : graph_size_(graph_size), abort_(abort), status_(PALI_OK) {
@@ -70,8 +118,38 @@ int32_t graph_runner::run(const char * what, const std::function<ggml_tensor *(g
         const bool aborted = status == GGML_STATUS_ABORTED || (abort_ != nullptr && *abort_ != 0);
         return fail(aborted ? PALI_ERR_ABORTED : PALI_ERR_BACKEND, std::string(what) + (aborted ? " was aborted" : " failed to run"));
     }
+    record_stats(what, sched_, gf);
     download(res);
     return PALI_OK;
 }
 
 } // namespace pali
+
+extern "C" int32_t pali_graph_stats_json(char ** out_json) {
+    if (out_json == nullptr) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "out_json is required");
+    std::string json = "[";
+    {
+        std::lock_guard<std::mutex> lock(pali::g_stats_mutex);
+        for (const auto & [name, st] : pali::g_stats) {
+            if (json.size() > 1) json += ',';
+            json += "{\"graph\":" + pali::json_string(name) + ",\"nodes\":" + std::to_string(st.nodes) +
+                    ",\"splits\":" + std::to_string(st.splits) + ",\"nodesByBackend\":{";
+            bool first = true;
+            for (const auto & [b, n] : st.nodes_by_backend) {
+                json += (first ? "" : ",") + pali::json_string(b) + ":" + std::to_string(n);
+                first = false;
+            }
+            json += "},\"weightBytesByBuffer\":{";
+            first = true;
+            for (const auto & [b, n] : st.weight_bytes_by_buffer) {
+                json += (first ? "" : ",") + pali::json_string(b) + ":" + std::to_string(n);
+                first = false;
+            }
+            json += "}}";
+        }
+    }
+    json += "]";
+    *out_json = new char[json.size() + 1];
+    std::memcpy(*out_json, json.c_str(), json.size() + 1);
+    return PALI_OK;
+}

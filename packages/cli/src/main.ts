@@ -11,6 +11,7 @@ import { run, runHelp, score, scoreHelp } from "./commands/run.js";
 import { serve, serveHelp } from "./commands/serve.js";
 import { task, taskHelp } from "./commands/tasks.js";
 import { tokenize, tokenizeHelp } from "./commands/tokenize.js";
+import { takeGpuOption } from "./gpu.js";
 import { type Io, processIo, reportError } from "./output.js";
 
 const usage = `Usage: pali <command> [options]
@@ -34,7 +35,8 @@ Run \`pali <command> --help\` for a command's options. Add --json for machine-re
 
 Environment: PALI_LOG=error|warn|info|debug sets how much of ggml's and libllama's log reaches stderr
 (default error); PALI_CACHE is the model cache (default ~/.cache/pali); HF_TOKEN, HF_ENDPOINT for pali pull;
-PALI_API_KEY for pali serve.
+PALI_API_KEY for pali serve. --gpu auto|cuda|vulkan|metal|false (any command; or PALI_GPU) picks the native
+variant: a GPU one is test-loaded first, and the CPU is used, with one line on stderr, when it cannot load.
 `;
 
 const commands = [
@@ -77,11 +79,14 @@ function suggestion(command: string): string {
 }
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...args] = argv;
   // Options end at "--"; what follows is data (pali tokenize's text).
-  const dashes = rest.indexOf("--");
-  const json = (dashes >= 0 ? rest.slice(0, dashes) : rest).includes("--json");
+  const dashes = args.indexOf("--");
+  const json = (dashes >= 0 ? args.slice(0, dashes) : args).includes("--json");
   try {
+    // --gpu is global: it chooses the native variant the first load in this process takes.
+    const { rest, gpu } = takeGpuOption(args);
+    if (gpu !== undefined) process.env.PALI_GPU = String(gpu);
     if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       io.stdout(usage);
       return 0;

@@ -8,7 +8,15 @@ export * from "./handle.js";
 export * from "./mask-decoder.js";
 export * from "./model-format/index.js";
 export type * from "./native.js";
-export { loadNative, nativeBinaryPath } from "./native.js";
+export {
+  defaultGpuPreference,
+  loadNative,
+  nativeBinaryPath,
+  nativeCandidates,
+  nativeVariantInfo,
+  parseGpuPreference,
+} from "./native.js";
+export { currentPlatform, nativeVariants, variantsFor } from "./native-variants.js";
 export * from "./pixels.js";
 export * from "./quantize.js";
 export * from "./scheduler.js";

@@ -4,8 +4,22 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { expectOneOf } from "@pali/base";
 import { NativeBinaryError } from "./errors.js";
+import {
+  envWithLibDir,
+  findNativeCandidates,
+  type GpuPreference,
+  type NativeCandidate,
+  noBinaryMessage,
+  selectNative,
+} from "./native-loader.js";
+import { currentPlatform, type GpuBackend, platformLabel } from "./native-variants.js";
+
+export type { GpuPreference, NativeCandidate } from "./native-loader.js";
+export type { GpuBackend, NativeVariant } from "./native-variants.js";
 
 export interface NativeDeviceInfo {
   name: string;
@@ -25,6 +39,17 @@ export interface NativeSystemInfo {
   cpuFeatures: string;
   defaultThreads: number;
   devices: NativeDeviceInfo[];
+}
+
+/** One of pali's own ggml graphs (the image encode, the mask decoder) as the scheduler ran it last. */
+export interface NativeGraphStats {
+  graph: string;
+  nodes: number;
+  splits: number;
+  /** nodes per backend the scheduler gave them to, e.g. { Vulkan0: 950, CPU: 2 } */
+  nodesByBackend: Record<string, number>;
+  /** bytes of weights the graph read, per buffer they live in, e.g. { Vulkan0: 1.2e6 } */
+  weightBytesByBuffer: Record<string, number>;
 }
 
 export interface NativeTextModelInfo {
@@ -161,6 +186,8 @@ export type NativeLogLevel = 1 | 2 | 3 | 4;
 export interface NativeAddon {
   backendInit(dir: string): void;
   systemInfo(): NativeSystemInfo;
+  /** pali_graph_stats_json: where the last run of each of pali's own graphs ran (JSON of NativeGraphStats[]) */
+  graphStatsJson(): string;
   ggufMetadataJson(path: string): Promise<string>;
   quantize(input: string, output: string, type: string, threads: number): Promise<void>;
   rowSize(type: string, nPerRow: number): number;
@@ -179,48 +206,115 @@ export interface NativeAddon {
 
 const require = createRequire(import.meta.url);
 
-/** The addon's path: $PALI_NATIVE_PATH, or the build output of @pali/native. */
-export function nativeBinaryPath(): string {
-  const override = process.env.PALI_NATIVE_PATH;
-  if (override) return override;
-  let packageDir: string;
+/** @pali/native's folder, or null where it is not installed (the per-platform packages may still be). */
+function nativePackageDir(): string | null {
   try {
-    packageDir = dirname(require.resolve("@pali/native/package.json"));
-  } catch (cause) {
-    throw new NativeBinaryError(
-      "The @pali/native package is not installed. Run `corepack pnpm install` at the repository root.",
-      { cause },
-    );
+    return dirname(require.resolve("@pali/native/package.json"));
+  } catch {
+    return null;
   }
-  return join(packageDir, "build", "Release", "pali.node");
+}
+
+const gpuPreferences = ["auto", "cuda", "vulkan", "metal"] as const;
+
+/** `gpu` as the SDK and CLI take it; true is "auto". $PALI_GPU sets the default. */
+export function parseGpuPreference(value: unknown, name = "gpu"): GpuPreference {
+  if (value === true) return "auto";
+  if (value === false || (value as string) === "false" || (value as string) === "off" || (value as string) === "cpu")
+    return false;
+  return expectOneOf(value as GpuPreference, name, gpuPreferences);
+}
+
+/** $PALI_GPU (as `gpu` takes it), or "auto". */
+export function defaultGpuPreference(): GpuPreference {
+  const env = process.env.PALI_GPU;
+  return env ? parseGpuPreference(env, "PALI_GPU") : "auto";
+}
+
+/** The candidates this process would consider, best first (see native-loader.ts). */
+export function nativeCandidates(): { candidates: NativeCandidate[]; problems: string[] } {
+  const nativeDir = nativePackageDir();
+  const here = dirname(fileURLToPath(import.meta.url));
+  return findNativeCandidates({ nativeDir, searchFrom: [...(nativeDir ? [nativeDir] : []), here] });
+}
+
+/** The addon's path: $PALI_NATIVE_PATH, or the first candidate (the repository's build in the repository). */
+export function nativeBinaryPath(): string {
+  if (loaded) return loaded.candidate.path;
+  const first = nativeCandidates().candidates[0];
+  if (!first) throw new NativeBinaryError(noBinaryMessage(currentPlatform(), nativeCandidates().problems));
+  return first.path;
+}
+
+export interface NativeVariantInfo {
+  /** the addon loaded */
+  path: string;
+  /** "@pali/native-linux-x64-vulkan", or "repository build" / "PALI_NATIVE_PATH" */
+  variant: string;
+  source: NativeCandidate["source"];
+  /** the GPU backend of the variant, null for a CPU one */
+  gpu: GpuBackend | null;
+  /** what was asked for */
+  requested: GpuPreference;
+  /** the fallback notice, when a GPU was wanted and the CPU is used */
+  fallback: string | null;
+  /** where ggml's CPU variants and GPU backends were loaded from */
+  libDir: string;
 }
 
 let cached: NativeAddon | undefined;
+let loaded: { candidate: NativeCandidate; requested: GpuPreference; notice: string | null } | undefined;
 
-/** Loads the addon once and initialises its backends (the CPU variant for this processor, GPUs). */
-export function loadNative(): NativeAddon {
+/** Which variant this process runs, once loadNative() ran; undefined before. */
+export function nativeVariantInfo(): NativeVariantInfo | undefined {
+  if (!loaded) return undefined;
+  const c = loaded.candidate;
+  return {
+    path: c.path,
+    variant: c.variant ? `@pali/native-${c.variant.variant}` : c.source === "env" ? "PALI_NATIVE_PATH" : "repository build",
+    source: c.source,
+    gpu: c.gpu,
+    requested: loaded.requested,
+    fallback: loaded.notice,
+    libDir: c.libDir,
+  };
+}
+
+/**
+ * Loads the addon once per process and initialises its backends (the CPU variant for this processor, GPUs).
+ * The first call chooses the variant (`gpu`, default $PALI_GPU or "auto"); later calls get the same addon.
+ */
+export function loadNative(options: { gpu?: GpuPreference | boolean } = {}): NativeAddon {
   if (cached) return cached;
-  const path = nativeBinaryPath();
-  if (!existsSync(path)) {
+  const requested = options.gpu === undefined ? defaultGpuPreference() : parseGpuPreference(options.gpu);
+  const platform = currentPlatform();
+  const { candidates, problems } = nativeCandidates();
+  const { candidate, notice } = selectNative(candidates, requested, platform, problems);
+  if (!existsSync(candidate.path)) {
     throw new NativeBinaryError(
-      `pali's native addon is missing (looked for ${path}). Build it with \`corepack pnpm build\` ` +
-        "(needs cmake and a C++ compiler), or reinstall pali for this platform.",
+      `pali's native addon is missing (looked for ${candidate.path}, from PALI_NATIVE_PATH): point it at a pali.node, ` +
+        "or unset it; in the repository, build one with `corepack pnpm build` (needs cmake and a C++ compiler).",
     );
   }
+  if (process.platform === "win32") process.env.PATH = envWithLibDir(process.env, candidate.libDir).PATH;
   let addon: NativeAddon;
   try {
-    addon = require(path) as NativeAddon;
+    addon = require(candidate.path) as NativeAddon;
   } catch (cause) {
+    const fix =
+      candidate.source !== "installed" && candidate.source !== "repository"
+        ? "rebuild it with `corepack pnpm --filter @pali/native build`, after deleting native/build"
+        : `reinstall it (\`npm install --os=${platform.os} --cpu=${platform.arch}${platform.libc ? ` --libc=${platform.libc}` : ""} @pali/native\`)`;
     throw new NativeBinaryError(
-      `pali's native addon at ${path} could not be loaded on ${process.platform}-${process.arch} ` +
-        `(Node ${process.versions.node}): ${(cause as Error).message}. It was probably built for another ` +
-        "platform or is damaged: rebuild it with `corepack pnpm --filter @pali/native build`, " +
-        "after deleting native/build.",
+      `pali's native addon at ${candidate.path} could not be loaded on ${platformLabel(platform)} ` +
+        `(Node ${process.versions.node}): ${(cause as Error).message}. It was probably built for another platform or is damaged: ${fix}.`,
       { cause },
     );
   }
-  addon.backendInit(dirname(path));
+  addon.backendInit(candidate.libDir);
+  if (notice) process.stderr.write(`${notice}\n`);
   cached = addon;
+  loaded = { candidate, requested, notice };
   return addon;
 }
 

@@ -1,6 +1,14 @@
 /** What the native core was built from and what it runs on. */
+
 import { expectOneOf } from "@pali/base";
-import { loadNative, type NativeDeviceInfo, type NativeLogLevel } from "./native.js";
+import {
+  loadNative,
+  type NativeDeviceInfo,
+  type NativeGraphStats,
+  type NativeLogLevel,
+  type NativeVariantInfo,
+  nativeVariantInfo,
+} from "./native.js";
 
 export interface SystemInfo {
   pali: string;
@@ -11,6 +19,8 @@ export interface SystemInfo {
   /** CPU features the loaded CPU backend uses, e.g. { AVX2: "1", AVX512: "1" } */
   cpuFeatures: Record<string, string>;
   defaultThreads: number;
+  /** the addon variant this process runs (which package, which GPU backend, any fallback) */
+  variant: NativeVariantInfo;
 }
 
 export function systemInfo(): SystemInfo {
@@ -28,7 +38,16 @@ export function systemInfo(): SystemInfo {
     devices: info.devices,
     cpuFeatures,
     defaultThreads: info.defaultThreads,
+    variant: nativeVariantInfo() as NativeVariantInfo,
   };
+}
+
+/**
+ * Where the last run of each of pali's own ggml graphs (the image encode, the mask decoder) ran: the
+ * backend the scheduler gave each node, and the buffers of the weights it read (a GPU run shows its device).
+ */
+export function graphStats(): NativeGraphStats[] {
+  return JSON.parse(loadNative().graphStatsJson()) as NativeGraphStats[];
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";

@@ -8,8 +8,10 @@ import {
   expectObject,
   expectOneOf,
   expectString,
+  type GpuPreference,
   InvalidArgumentError,
   optional,
+  parseGpuPreference,
 } from "@pali/core";
 import type { PullOptions } from "@pali/hub";
 import { type AdapterChoice, type AdapterOption, validateAdapterChoice, validateAdapterOptions } from "./adapters.js";
@@ -27,8 +29,12 @@ export interface LoadOptions {
   mmproj?: string;
   /** CPU threads; default the physical cores (1 for tiny models, decoder width ≤ 512, where more threads are slower) */
   threads?: number;
-  /** use a GPU backend when one was built and found (default true) */
-  gpu?: boolean;
+  /**
+   * the GPU backend (default "auto", or $PALI_GPU): "auto" the first GPU variant that loads, else the CPU;
+   * "cuda" / "vulkan" / "metal" that one (the CPU, with one log line, when it cannot load); false the CPU.
+   * true is "auto". The first load in a process chooses the native variant for the whole process.
+   */
+  gpu?: GpuPreference | boolean;
   /** positions per request: image tokens + prompt + answer; default image tokens + 1024 (at most 8192) */
   contextSize?: number;
   /**
@@ -140,7 +146,7 @@ export function validateLoad(options: unknown) {
     mmproj: optional(o.mmproj, undefined as string | undefined, (v) => expectNonEmptyString(v, "mmproj")),
     pull: optional(o.pull, {} as PullOptions, (v) => expectObject(v, "pull") as PullOptions),
     threads: optional(o.threads, 0, (v) => expectInteger(v, "threads", 1, 1024)),
-    gpu: optional(o.gpu, true, (v) => expectBoolean(v, "gpu")),
+    gpu: optional(o.gpu, undefined as GpuPreference | undefined, (v) => parseGpuPreference(v)),
     contextSize: optional(o.contextSize, 0, (v) => expectInteger(v, "contextSize", 16, 1 << 17)),
     mmap: optional(o.mmap, false, (v) => expectBoolean(v, "mmap")),
     maxPromptTokens: optional(o.maxPromptTokens, 256, (v) => expectInteger(v, "maxPromptTokens", 8, 1 << 16)),

@@ -9,9 +9,11 @@ import {
   Context,
   ContextOverflowError,
   DisposedError,
+  defaultGpuPreference,
   type FinishReason,
   fromNativeError,
   InvalidArgumentError,
+  loadNative,
   MaskDecoder,
   PaliError,
   Scheduler,
@@ -202,6 +204,9 @@ export class PaliGemma {
   static async load(options: LoadOptions): Promise<PaliGemma> {
     const o = validateLoad(options);
     throwIfAborted(o.signal);
+    // The first load chooses the native variant (and so the GPU backend) for the process.
+    loadNative(o.gpu === undefined ? {} : { gpu: o.gpu });
+    const gpu = (o.gpu ?? defaultGpuPreference()) !== false;
     // A name, repo id or cache folder becomes a pair of files (pulled and converted on first use).
     const resolved = o.mmproj
       ? { model: o.model, mmproj: o.mmproj }
@@ -217,15 +222,14 @@ export class PaliGemma {
     // Tiny models (the demo, test fixtures) spend more on thread wake-ups and barriers than on work: the
     // demo model labels 38.5 images/s on one thread and 16.1 on two (benchmarks/README.md, labeling).
     const threads = o.threads || (files.embeddingLength <= 512 ? 1 : 0);
-    const parallel =
-      o.parallel === "auto" ? defaultParallel(files.model, { gpu: o.gpu, contextSize, kvF32: o.kvF32 }) : o.parallel;
-    const text = await TextModel.load(files.model.path, { gpuLayers: o.gpu ? -1 : 0, useMmap: o.mmap });
+    const parallel = o.parallel === "auto" ? defaultParallel(files.model, { gpu, contextSize, kvF32: o.kvF32 }) : o.parallel;
+    const text = await TextModel.load(files.model.path, { gpuLayers: gpu ? -1 : 0, useMmap: o.mmap });
     let vision: VisionModel | undefined;
     let maskDecoder: MaskDecoder | undefined;
     try {
-      vision = await VisionModel.load(files.mmproj.path, { gpu: o.gpu });
+      vision = await VisionModel.load(files.mmproj.path, { gpu });
       const maskDecoderPath = o.maskDecoder ?? (await findMaskDecoder(resolved.model));
-      if (maskDecoderPath) maskDecoder = await MaskDecoder.load(maskDecoderPath, { gpu: o.gpu });
+      if (maskDecoderPath) maskDecoder = await MaskDecoder.load(maskDecoderPath, { gpu });
       // Adapters go in before the context: libllama allocates their tensors beside the weights.
       const adapters = await Adapters.load(o.adapters, text, vision);
       const context = await Context.create(text, {

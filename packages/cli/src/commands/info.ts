@@ -7,7 +7,7 @@ import { formatBytes, formatCount, type Io } from "../output.js";
 
 export const infoHelp = `Usage: pali info [-m FILE.gguf] [--json]
 
-Shows pali's version, the llama.cpp/ggml it runs on, backends and devices, CPU features and default
+Shows pali's version, the llama.cpp/ggml it runs on, the native variant loaded (--gpu picks it), backends and devices, CPU features and default
 threads. With -m, also the GGUF file's metadata: architecture, tensors, sizes, quantization types and
 paligemma.* keys.
 
@@ -56,6 +56,8 @@ export async function info(options: InfoOptions, io: Io): Promise<number> {
   const lines = [
     `pali ${system.pali}`,
     `llama.cpp ${system.llamaCpp}, ggml ${system.ggml} (${system.buildMode})`,
+    `native: ${system.variant.variant}${system.variant.gpu ? ` (${system.variant.gpu})` : " (CPU)"}, gpu ${JSON.stringify(system.variant.requested)} asked, from ${system.variant.path}`,
+    ...(system.variant.fallback ? [`  ${system.variant.fallback}`] : []),
     `default threads: ${system.defaultThreads}`,
     `CPU features: ${Object.keys(system.cpuFeatures).join(" ") || "(none reported)"}`,
     "devices:",
