@@ -119,6 +119,10 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             name: { type: "string" },
             threads: { type: "string" },
             "seg-vae": { type: "string" },
+            lora: { type: "string" },
+            base: { type: "string" },
+            "base-mmproj": { type: "string" },
+            merge: { type: "boolean" },
             force: { type: "boolean" },
             json: { type: "boolean" },
             help: { type: "boolean", short: "h" },
@@ -138,6 +142,10 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             name: values.name as string | undefined,
             threads: values.threads as string | undefined,
             segVae: values["seg-vae"] as string | undefined,
+            lora: values.lora as string | undefined,
+            base: values.base as string | undefined,
+            baseMmproj: values["base-mmproj"] as string | undefined,
+            merge: values.merge === true,
             force: values.force === true,
             json,
           },
@@ -159,6 +167,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           seed: { type: "string" },
           beams: { type: "string" },
           threads: { type: "string" },
+          lora: { type: "string", multiple: true },
           json: { type: "boolean" },
           help: { type: "boolean", short: "h" },
         });
@@ -170,7 +179,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         const options = {
           model: s("model"),
           mmproj: s("mmproj"),
-          image: oneImage(values.image, command),
+          // several -i: one prompt over all of them, in order (NLVR2 pairs, video frames)
+          images: (values.image as string[] | undefined) ?? [],
           prompt: s("prompt"),
           suffix: s("suffix"),
           maxTokens: s("max-tokens"),
@@ -180,6 +190,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           seed: s("seed"),
           beams: s("beams"),
           threads: s("threads"),
+          lora: values.lora as string[] | undefined,
           json,
         };
         return command === "run" ? await run(options, io) : await score(options, io);
@@ -201,6 +212,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           out: { type: "string", short: "o" },
           "max-tokens": { type: "string" },
           threads: { type: "string" },
+          lora: { type: "string", multiple: true },
           json: { type: "boolean" },
           help: { type: "boolean", short: "h" },
         });
@@ -223,6 +235,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             out: s("out"),
             maxTokens: s("max-tokens"),
             threads: s("threads"),
+            lora: values.lora as string[] | undefined,
             json,
           },
           io,
@@ -335,6 +348,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           "allow-remote-images": { type: "boolean" },
           "log-level": { type: "string" },
           threads: { type: "string" },
+          lora: { type: "string", multiple: true },
           json: { type: "boolean" },
           help: { type: "boolean", short: "h" },
         });
@@ -357,6 +371,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             allowRemoteImages: values["allow-remote-images"] === true,
             logLevel: s("log-level"),
             threads: s("threads"),
+            lora: values.lora as string[] | undefined,
             json,
           },
           io,

@@ -30,6 +30,7 @@ export {
 export { type CocoDataset, toCocoDataset } from "./label-coco.js";
 export { LabelJournal, type LabelJournalOptions } from "./label-journal.js";
 export { type ModelFiles, openModelFiles } from "./model-files.js";
+export type { ImageElement, Images } from "./multi-image.js";
 export type { GenerateRequest, LoadOptions, SamplingOptions, ScoreRequest } from "./options.js";
 export {
   type FinishReason,

@@ -39,7 +39,7 @@ import {
   planLabels,
 } from "./label.js";
 import { findMaskDecoder, type ModelFiles, openModelFiles } from "./model-files.js";
-import { checkEmbeddings, checkPositions, concatEmbeddings, type Images, imageList } from "./multi-image.js";
+import { checkEmbeddings, checkPositions, concatEmbeddings, type ImageElement, type Images, imageList } from "./multi-image.js";
 import {
   type GenerateRequest,
   type LoadOptions,
@@ -338,11 +338,12 @@ export class PaliGemma {
     const r = validateScore(request);
     const adapters = this.#adapters.select(r.adapters);
     const prepare = async () => {
-      const { embeddings, imageTokens } = await this.#embeddings(r.image, r.signal, r.adapters);
+      const { images, imageTokens } = this.#images(r.image);
       const prefix = this.#prefix(r.prompt);
       const suffix = buildSuffixIds(this.tokenizer, r.suffix);
       this.#checkPrompt(prefix, imageTokens);
       checkPositions({ ...this.#positions(imageTokens), text: prefix.length + suffix.length }, "the prompt and suffix");
+      const { embeddings } = await this.#embeddings(images, r.signal, r.adapters);
       return { embeddings, imageTokens, prefix: Int32Array.from(prefix), suffix };
     };
     const total = (suffix: number[], out: Float32Array) => {
@@ -466,9 +467,10 @@ export class PaliGemma {
     const r = validateScore({ ...request, suffix: "" });
     const adapters = this.#adapters.select(r.adapters);
     const prepare = async () => {
-      const { embeddings, imageTokens } = await this.#embeddings(r.image, r.signal, r.adapters);
+      const { images, imageTokens } = this.#images(r.image);
       const prefix = this.#prefix(r.prompt);
       this.#checkPrompt(prefix, imageTokens);
+      const { embeddings } = await this.#embeddings(images, r.signal, r.adapters);
       return { embeddings, imageTokens, prefix: Int32Array.from(prefix) };
     };
     const scheduler = this.#scheduler;
@@ -534,20 +536,26 @@ export class PaliGemma {
     return { imageTokens, perImage: this.info.imageTokens, contextSize: this.info.contextSize };
   }
 
+  /** A request's images as a list and their image tokens, checked before any is encoded. */
+  #images(image: Images) {
+    const images = imageList(image, this.info.maxImages);
+    return { images, imageTokens: images.length * this.info.imageTokens };
+  }
+
   /** The images' embeddings, one after another ([k·N, D]), encoding those that are not encodeImage() tensors. */
   async #embeddings(
-    image: Images,
+    images: readonly ImageElement[],
     signal: AbortSignal | undefined,
     adapters: AdapterChoice[] | undefined,
-  ): Promise<{ embeddings: Float32Array; ms: number; imageTokens: number }> {
+  ): Promise<{ embeddings: Float32Array; ms: number }> {
     const t0 = performance.now();
     const parts: Float32Array[] = [];
-    for (const one of imageList(image, this.info.maxImages)) parts.push(await this.#embeddingsOf(one, signal, adapters));
-    return { embeddings: concatEmbeddings(parts), ms: performance.now() - t0, imageTokens: parts.length * this.info.imageTokens };
+    for (const one of images) parts.push(await this.#embeddingsOf(one, signal, adapters));
+    return { embeddings: concatEmbeddings(parts), ms: performance.now() - t0 };
   }
 
   async #embeddingsOf(
-    image: ImageInput | Tensor<"f32">,
+    image: ImageElement,
     signal: AbortSignal | undefined,
     adapters: AdapterChoice[] | undefined,
   ): Promise<Float32Array> {
@@ -563,7 +571,7 @@ export class PaliGemma {
     } else {
       tensor = await this.#scheduler.between(signal, encode);
     }
-    return { embeddings: tensor.data, ms: performance.now() - t0 };
+    return tensor.data;
   }
 
   /** What a failed request throws: ERR_DISPOSED after dispose(), ERR_ABORTED after its signal, else a PaliError. */
@@ -641,20 +649,21 @@ export class PaliGemma {
   /** The image's embeddings and the prompt's ids, checked against the context and the request's options. */
   async #prepare(r: ReturnType<typeof validateGenerate>) {
     const adapters = this.#adapters.select(r.adapters);
-    const { embeddings, ms } = await this.#embeddings(r.image, r.signal, r.adapters);
+    const { images, imageTokens } = this.#images(r.image);
     const prefix = this.#prefix(r.prompt);
-    this.#checkPrompt(prefix);
-    const maxTokens = Math.min(r.maxTokens, this.info.contextSize - prefix.length - this.info.imageTokens - 1);
+    this.#checkPrompt(prefix, imageTokens);
+    const maxTokens = Math.min(r.maxTokens, this.info.contextSize - prefix.length - imageTokens - 1);
     if (r.beams > this.#maxBeams) {
       throw new InvalidArgumentError(
         `Expected at most ${this.#maxBeams} beams (load with a larger maxBeams) but received ${r.beams}`,
       );
     }
-    if (r.beams > 1 && prefix.length + this.info.imageTokens + 1 + r.beams * r.maxTokens > this.info.contextSize) {
+    if (r.beams > 1 && prefix.length + imageTokens + 1 + r.beams * r.maxTokens > this.info.contextSize) {
       throw new ContextOverflowError(
         `${r.beams} beams of ${r.maxTokens} tokens do not fit in the context of ${this.info.contextSize}; lower maxTokens or beams, or load with a larger contextSize`,
       );
     }
+    const { embeddings, ms } = await this.#embeddings(images, r.signal, r.adapters);
     const params = {
       maxTokens,
       temperature: r.temperature,
@@ -665,7 +674,7 @@ export class PaliGemma {
       repeatLastN: 64,
       seed: r.seed,
     };
-    return { embeddings, imageMs: ms, prefix: Int32Array.from(prefix), params, adapters };
+    return { embeddings, imageTokens, imageMs: ms, prefix: Int32Array.from(prefix), params, adapters };
   }
 
   #run(request: GenerateRequest, onChunk: (chunk: StreamChunk) => void) {
@@ -735,7 +744,7 @@ export class PaliGemma {
     const timings: Timings = {
       imageEncodeMs: p.imageMs,
       prefillMs: result.prefillMs,
-      prefillTokens: this.info.imageTokens + p.prefix.length,
+      prefillTokens: p.imageTokens + p.prefix.length,
       decodeMs: result.decodeMs,
       decodedTokens: result.tokens.length,
       totalMs: performance.now() - started,

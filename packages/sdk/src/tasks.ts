@@ -20,6 +20,7 @@ import {
 } from "@pali/tasks";
 import type { Tokenizer } from "@pali/tokenizer";
 import { decodeImage, type ImageDecoding, type ImageInput } from "./image.js";
+import type { Images } from "./multi-image.js";
 import type { GenerateRequest } from "./options.js";
 import type { GenerateResult } from "./paligemma.js";
 
@@ -97,36 +98,22 @@ function request(options: TaskOptions): Omit<GenerateRequest, "image" | "prompt"
   return rest;
 }
 
-export async function runTextTask(
-  host: TaskHost,
-  image: ImageInput | Tensor<"f32">,
-  prompt: string,
-  options: TaskOptions,
-): Promise<TextResult> {
+export async function runTextTask(host: TaskHost, image: Images, prompt: string, options: TaskOptions): Promise<TextResult> {
   const result = await host.generate({ ...request(options), image, prompt });
   return { text: parseText(outputTokens(host, result)), result };
 }
 
-export function captionTask(
-  host: TaskHost,
-  image: ImageInput | Tensor<"f32">,
-  options: TaskOptions & { lang?: string; long?: boolean } = {},
-) {
+export function captionTask(host: TaskHost, image: Images, options: TaskOptions & { lang?: string; long?: boolean } = {}) {
   const { lang, long, ...rest } = options;
   return runTextTask(host, image, captionPrompt({ ...(lang ? { lang } : {}), style: long ? "describe" : "caption" }), rest);
 }
 
-export function askTask(
-  host: TaskHost,
-  image: ImageInput | Tensor<"f32">,
-  question: string,
-  options: TaskOptions & { lang?: string } = {},
-) {
+export function askTask(host: TaskHost, image: Images, question: string, options: TaskOptions & { lang?: string } = {}) {
   const { lang, ...rest } = options;
   return runTextTask(host, image, answerPrompt(question, lang ? { lang } : {}), rest);
 }
 
-export function ocrTask(host: TaskHost, image: ImageInput | Tensor<"f32">, options: TaskOptions = {}) {
+export function ocrTask(host: TaskHost, image: Images, options: TaskOptions = {}) {
   return runTextTask(host, image, ocrPrompt(), options);
 }
 

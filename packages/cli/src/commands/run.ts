@@ -1,34 +1,41 @@
 /** `pali run` (generate, streaming) and `pali score` (teacher-forced log-probabilities). */
 import { InvalidArgumentError } from "@pali/core";
 import { PaliGemma } from "@pali/sdk";
+import { loraAdapters, loraHelp } from "../lora.js";
 import type { Io } from "../output.js";
 
-export const runHelp = `Usage: pali run -m MODEL.gguf [--mmproj MMPROJ.gguf] -i IMAGE -p PROMPT [options]
+export const runHelp = `Usage: pali run -m MODEL.gguf [--mmproj MMPROJ.gguf] -i IMAGE [-i IMAGE2 ...] -p PROMPT [options]
 
-Answers PROMPT about IMAGE, streaming the text as it is generated.
+Answers PROMPT about IMAGE (or about all the images, in order), streaming the text as it is generated.
 
 Options:
   -m, --model FILE      the model GGUF (pali convert's <name>-<type>.gguf)
       --mmproj FILE     the image encoder GGUF (default: mmproj-<name>-*.gguf beside the model)
-  -i, --image FILE      a JPEG, PNG, WebP, AVIF, GIF, TIFF or HEIF image
+  -i, --image FILE      a JPEG, PNG, WebP, AVIF, GIF, TIFF or HEIF image; repeat it for one prompt over several
+                        images, read in order (-i left.jpg -i right.jpg; video frames)
   -p, --prompt TEXT     e.g. "caption en", "answer en what is this?", "detect cat ; dog", "ocr"
       --max-tokens N    at most N answer tokens (default 128)
       --temperature T   0 (default) is greedy; > 0 samples
       --top-k K, --top-p P, --seed S   sampling controls
       --beams B         beam search with B beams (default 1; at most 4), as transformers' num_beams
       --threads N       CPU threads (default: physical cores)
+${loraHelp}
       --json            print {"text","tokens","finishReason","timings"} and nothing else
 `;
 
-export const scoreHelp = `Usage: pali score -m MODEL.gguf [--mmproj MMPROJ.gguf] -i IMAGE -p PROMPT --suffix TEXT [--json]
+export const scoreHelp = `Usage: pali score -m MODEL.gguf [--mmproj MMPROJ.gguf] -i IMAGE [-i IMAGE2 ...] -p PROMPT --suffix TEXT [--json]
 
-Prints the log-probability of each token of TEXT (then <eos>) after the image and prompt, and their sum.
+Prints the log-probability of each token of TEXT (then <eos>) after the image(s) and prompt, and their sum.
+
+Options: --threads N, --json, and
+${loraHelp}
 `;
 
 export interface RunOptions {
   model: string | undefined;
   mmproj: string | undefined;
-  image: string | undefined;
+  /** one or more (repeated -i: one prompt over all of them) */
+  images: string[];
   prompt: string | undefined;
   suffix?: string | undefined;
   maxTokens?: string | undefined;
@@ -38,6 +45,7 @@ export interface RunOptions {
   seed?: string | undefined;
   beams?: string | undefined;
   threads?: string | undefined;
+  lora?: string[] | undefined;
   json: boolean;
 }
 
@@ -45,15 +53,21 @@ const num = (v: string | undefined) => (v === undefined ? undefined : Number(v))
 
 async function open(o: RunOptions): Promise<PaliGemma> {
   if (!o.model) throw new InvalidArgumentError("Pass the model with -m MODEL.gguf");
-  if (!o.image) throw new InvalidArgumentError("Pass an image with -i IMAGE");
+  if (o.images.length === 0) throw new InvalidArgumentError("Pass an image with -i IMAGE");
   if (o.prompt === undefined) throw new InvalidArgumentError('Pass a prompt with -p, e.g. -p "caption en"');
   const threads = num(o.threads);
   return PaliGemma.load({
     model: o.model,
     ...(o.mmproj ? { mmproj: o.mmproj } : {}),
     ...(threads !== undefined ? { threads } : {}),
+    // the prefix batch and the default context are sized for this many images
+    maxImages: o.images.length,
+    ...loraAdapters(o.lora),
   });
 }
+
+/** One -i: that image; several: the list (the SDK reads them in order in one prompt). */
+const imageArg = (o: RunOptions) => (o.images.length === 1 ? (o.images[0] as string) : o.images);
 
 function onInterrupt(controller: AbortController): () => void {
   const stop = () => controller.abort(new Error("interrupted"));
@@ -73,7 +87,7 @@ export async function run(o: RunOptions, io: Io): Promise<number> {
       ...(o.seed !== undefined ? { seed: Number(o.seed) } : {}),
     };
     const request = {
-      image: o.image as string,
+      image: imageArg(o),
       prompt: o.prompt as string,
       sampling,
       signal: controller.signal,
@@ -96,7 +110,7 @@ export async function run(o: RunOptions, io: Io): Promise<number> {
 export async function score(o: RunOptions, io: Io): Promise<number> {
   if (o.suffix === undefined) throw new InvalidArgumentError("Pass the text to score with --suffix TEXT");
   await using pg = await open(o);
-  const r = await pg.score({ image: o.image as string, prompt: o.prompt as string, suffix: o.suffix });
+  const r = await pg.score({ image: imageArg(o), prompt: o.prompt as string, suffix: o.suffix });
   if (o.json) {
     io.stdout(`${JSON.stringify(r)}\n`);
   } else {
