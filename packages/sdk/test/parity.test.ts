@@ -77,6 +77,30 @@ it("a SigLIP head width that is not a multiple of 16 (So400m's 72; here 18) matc
   expect(maxRelative(features.data, want)).toBeLessThanOrEqual(1e-4);
 });
 
+// Two attention paths in the SigLIP graph: the scores materialized in row blocks (GPU backends), and ggml's f32
+// flash attention (the CPU backend).
+for (const checkpoint of ["pg1-896", "pg1-224-hd18"]) {
+  it(`${checkpoint}: blocked and flash attention in the image encoder both match transformers`, async () => {
+    const files = await fx.convert(checkpoint);
+    await using pg = await PaliGemma.load({ ...files, threads: 2 });
+    const image = join(references, "images", "astronaut.png");
+    const want = await readF32(join(references, checkpoint, "features-astronaut.f32"));
+    const before = process.env.PALI_VISION_FLASH;
+    try {
+      process.env.PALI_VISION_FLASH = "0";
+      const blocked = (await pg.encodeImage(image)).data;
+      process.env.PALI_VISION_FLASH = "1";
+      const flash = (await pg.encodeImage(image)).data;
+      expect(maxRelative(blocked, want)).toBeLessThanOrEqual(1e-4);
+      expect(maxRelative(flash, want)).toBeLessThanOrEqual(1e-4);
+      expect(relL2(flash, blocked)).toBeLessThanOrEqual(1e-5);
+    } finally {
+      if (before === undefined) delete process.env.PALI_VISION_FLASH;
+      else process.env.PALI_VISION_FLASH = before;
+    }
+  });
+}
+
 // Reduced-precision image encoders: f16 and bf16 keep 11 and 8 significant bits of each weight, q8_0 about 8 per
 // block of 32. Measured relL2 on the four photos: f16 2.8–3.5e-4, bf16 3.3–4.0e-3, q8_0 1.1–1.3e-2; the
 // bounds leave 2.5–3× room.
