@@ -48,7 +48,7 @@ mkdirSync(cache, { recursive: true });
 
 const allTypes = ["q4_k_m", "q8_0", "f16"];
 // The image encoder at the type `pali convert --mmproj-type auto` picks for this CPU (benchmarks/src/weights.mjs:
-// q8_0 in AMX tiles where the CPU has them, 1.8× a bf16 tower; else f16).
+// q8_0 on x86 with AVX2, 1.83× a bf16 tower with AMX tiles and 1.47× without; else f16).
 const mmprojType = autoMmprojType(systemInfo().cpuFeatures);
 const setups = (
   quick

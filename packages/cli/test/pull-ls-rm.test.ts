@@ -6,6 +6,8 @@ import { mkdtemp, rm as remove } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { autoMmprojType } from "@pali/convert";
+import { systemInfo } from "@pali/core";
 import type { RegistryEntry } from "@pali/hub";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GOOD_TOKEN, MockHub } from "../../hub/test/mock-hub.js";
@@ -65,7 +67,8 @@ describe("pali pull / ls / rm", () => {
     const first = JSON.parse(io.out);
     expect(first).toEqual({
       model: join(cacheDir, "models", "pg1-tiny", "q8_0", "pg1-tiny-q8_0.gguf"),
-      mmproj: join(cacheDir, "models", "pg1-tiny", "q8_0", "mmproj-pg1-tiny-f16.gguf"),
+      // the default --mmproj-type auto: this CPU's measured choice
+      mmproj: join(cacheDir, "models", "pg1-tiny", "q8_0", `mmproj-pg1-tiny-${autoMmprojType(systemInfo().cpuFeatures)}.gguf`),
       cached: false,
     });
     expect(io.err).toBe("");

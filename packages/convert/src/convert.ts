@@ -54,7 +54,7 @@ export interface ConvertOptions {
   input: string;
   outDir: string;
   type?: ModelType;
-  /** "auto": autoMmprojType for this CPU */
+  /** "auto" (the default): autoMmprojType for this CPU */
   mmprojType?: MmprojType | "auto";
   /** defaults to the checkpoint folder's name */
   name?: string;
@@ -296,7 +296,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const input = expectNonEmptyString(options.input, "input");
   const outDir = expectNonEmptyString(options.outDir, "outDir");
   const type = optional(options.type, "f16" as ModelType, (v) => expectOneOf(v, "type", modelTypes));
-  const requested = optional(options.mmprojType, "f16" as MmprojType | "auto", (v) =>
+  const requested = optional(options.mmprojType, "auto" as MmprojType | "auto", (v) =>
     expectOneOf(v, "mmprojType", [...mmprojTypes, "auto"] as const),
   );
   const mmprojType = requested === "auto" ? autoMmprojType(systemInfo().cpuFeatures) : requested;

@@ -13,12 +13,13 @@ export const mmprojTypes = ["f32", "f16", "bf16", "q8_0", "q4_0"] as const;
 export type MmprojType = (typeof mmprojTypes)[number];
 
 /**
- * The image encoder's type for `--mmproj-type auto`, as measured (benchmarks/src/weights.mjs, benchmarks/README.md):
- * q8_0 where the CPU multiplies it in AMX int8 tiles (a 224 px So400m encode 1.8× as fast as bf16, features
- * within 4.3e-3 of bf16's), else f16, the plain default.
+ * The image encoder's type for `--mmproj-type auto` (the default), as measured on both x86 kinds
+ * (benchmarks/src/weights.mjs, benchmarks/README.md): q8_0 wherever the CPU has AVX2 (a 224 px So400m encode 1.83×
+ * as fast as bf16 in AMX int8 tiles, 1.47× with AVX2 alone, where f16 and bf16 tie; features within 4.3e-3 of
+ * bf16's, where q4_0's are 3e-2 off for at most 3% more speed), else f16 (CPUs not measured).
  */
 export function autoMmprojType(cpuFeatures: Readonly<Record<string, string>>): MmprojType {
-  return cpuFeatures.AMX_INT8 === "1" ? "q8_0" : "f16";
+  return cpuFeatures.AMX_INT8 === "1" || cpuFeatures.AVX2 === "1" ? "q8_0" : "f16";
 }
 
 /** llama.cpp's `enum llama_ftype` values, stored as general.file_type. */

@@ -6,6 +6,7 @@
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
+  autoMmprojType,
   CONVERTER_VERSION,
   convertCheckpoint,
   type MmprojType,
@@ -27,6 +28,7 @@ import {
   ModelFormatError,
   optional,
   PaliError,
+  systemInfo,
   UnsupportedModelError,
 } from "@pali/core";
 import {
@@ -64,8 +66,8 @@ export type PullProgress =
 export interface PullOptions {
   /** decoder weights (default q4_k_m) */
   type?: ModelType;
-  /** image encoder weights (default f16) */
-  mmprojType?: MmprojType;
+  /** image encoder weights; "auto" (default): q8_0 on x86 CPUs with AVX2, else f16 (as `pali convert`) */
+  mmprojType?: MmprojType | "auto";
   /** branch, tag or commit; default the registry's (PaliGemma 1: "bfloat16"), else "main" */
   revision?: string;
   signal?: AbortSignal;
@@ -117,11 +119,19 @@ interface Settings {
   cache: string;
 }
 
+/** "auto" (the default): the convert's choice for this CPU, resolved here because it names the cached files. */
+function mmprojTypeOf(value: unknown): MmprojType {
+  const requested = optional(value, "auto" as MmprojType | "auto", (v) =>
+    expectOneOf(v, "mmprojType", [...mmprojTypes, "auto"] as const),
+  );
+  return requested === "auto" ? autoMmprojType(systemInfo().cpuFeatures) : requested;
+}
+
 function settings(options: PullOptions): Settings {
   const registry = options.registry === undefined ? defaultRegistry() : parseRegistry({ models: options.registry });
   return {
     type: optional(options.type, DEFAULT_PULL_TYPE, (v) => expectOneOf(v, "type", modelTypes)),
-    mmprojType: optional(options.mmprojType, "f16" as MmprojType, (v) => expectOneOf(v, "mmprojType", mmprojTypes)),
+    mmprojType: mmprojTypeOf(options.mmprojType),
     revision: optional(options.revision, undefined as string | undefined, (v) => expectNonEmptyString(v, "revision")),
     signal: expectAbortSignal(options.signal, "signal"),
     keepSource: optional(options.keepSource, false, (v) => expectBoolean(v, "keepSource")),

@@ -82,6 +82,7 @@ function opts(extra: PullOptions = {}): PullOptions & { cacheDir: string } {
     cacheDir: join(work, `cache-${++cacheCount}`),
     registry,
     type: "f16",
+    mmprojType: "f16",
     retryDelayMs: 1,
     ...extra,
   } as PullOptions & { cacheDir: string };

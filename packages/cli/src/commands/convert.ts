@@ -15,8 +15,8 @@ OUT_DIR/mmproj-<name>-<mmproj-type>.gguf (the SigLIP image encoder and projector
 Options:
   -o, --out DIR            output folder (must exist)
   -t, --type TYPE          model weights: ${modelTypes.join(", ")} (default f16)
-      --mmproj-type TYPE   image encoder weights: ${mmprojTypes.join(", ")}, or auto: the fastest
-                           measured for this CPU (q8_0 with AMX, else f16; default f16)
+      --mmproj-type TYPE   image encoder weights: ${mmprojTypes.join(", ")}, or auto (default): the
+                           fastest measured for this CPU (q8_0 on x86 with AVX2, else f16)
       --name NAME          file name stem (default: the checkpoint folder's name)
       --threads N          quantization threads (default: physical cores)
       --seg-vae FILE.npz   also (or only) convert big_vision's segmentation VQ-VAE into

@@ -1,5 +1,5 @@
 /** `pali pull NAME|REPO`: a PaliGemma checkpoint from the Hugging Face Hub → verified, converted, cached GGUF files. */
-import { type MmprojType, type ModelType, mmprojTypes, modelTypes } from "@pali/convert";
+import { type ModelType, mmprojTypes, modelTypes } from "@pali/convert";
 import { AbortError, expectInteger, expectOneOf, InvalidArgumentError } from "@pali/core";
 import { DEFAULT_PULL_TYPE, type PullOptions, type PullProgress, pullModel } from "@pali/hub";
 import { formatBytes, type Io } from "../output.js";
@@ -16,7 +16,8 @@ such as google/paligemma2-3b-mix-448 (hf:owner/name and Hub URLs work too).
 
 Options:
   -t, --type TYPE          model weights: ${modelTypes.join(", ")} (default ${DEFAULT_PULL_TYPE})
-      --mmproj-type TYPE   image encoder weights: ${mmprojTypes.join(", ")} (default f16)
+      --mmproj-type TYPE   image encoder weights: ${mmprojTypes.join(", ")}, or auto (default): q8_0 on
+                           x86 CPUs with AVX2, else f16
       --revision REV       branch, tag or commit (default main; PaliGemma 1: the bfloat16 branch)
       --keep-source        keep the downloaded safetensors in the cache after converting
       --threads N          quantization threads (default: physical cores)
@@ -94,7 +95,7 @@ export async function pull(options: PullCliOptions, io: Io, hub: PullOptions = {
       ...hub,
       ...(options.type !== undefined ? { type: expectOneOf(options.type, "--type", modelTypes) as ModelType } : {}),
       ...(options.mmprojType !== undefined
-        ? { mmprojType: expectOneOf(options.mmprojType, "--mmproj-type", mmprojTypes) as MmprojType }
+        ? { mmprojType: expectOneOf(options.mmprojType, "--mmproj-type", [...mmprojTypes, "auto"] as const) }
         : {}),
       ...(options.revision !== undefined ? { revision: options.revision } : {}),
       ...(threads !== undefined ? { threads } : {}),
