@@ -151,12 +151,14 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
 
 // Flash attention where its f32 kernel is tiled: ggml's CPU backend (benchmarks/src/attention.mjs, So400m at f16 on
 // an AVX2 CPU: 1.11× the blocked path's speed at 224 px, 1.37× at 896 with 7% less peak RSS; features within
-// 2e-5). GPU backends keep the blocked path: their flash kernels want f16 K/V and other head widths.
+// 2e-5). GPU backends keep the blocked path: their flash kernels want f16 K/V and other head widths. Towers under
+// 256 patches (no PaliGemma resolution; the demo model's 112 px) keep it too: their scores are a few kilobytes,
+// and the demo's near-tied location tokens, recorded in the README, move with a 5e-5 change of its features.
 // PALI_VISION_FLASH=0|1 forces either path, for benchmarks and parity tests.
-bool use_flash_attention(ggml_backend_dev_t device) {
+bool use_flash_attention(ggml_backend_dev_t device, int64_t n_patches) {
     const char * env = getenv("PALI_VISION_FLASH");
     if (env != nullptr && *env != '\0') return strcmp(env, "0") != 0;
-    return ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU;
+    return ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU && n_patches >= 256;
 }
 
 } // namespace
@@ -167,7 +169,7 @@ int32_t encode_images(const vision_model & model, ggml_backend_dev_t device, con
     if (n_images <= 0) return fail(PALI_ERR_INVALID_ARGUMENT, "no images to encode");
     // The patch embedding adds about ten nodes per image (a 512-image batch overflowed a fixed size).
     // Each adapted matrix adds four nodes per adapter.
-    const bool flash = use_flash_attention(device);
+    const bool flash = use_flash_attention(device, hp.n_patches);
     graph_runner runner(device, 8192 + 16 * (size_t) n_images + 1024 * loras.size(), n_threads, abort);
     ggml_tensor * inp = nullptr;
     return runner.run(
