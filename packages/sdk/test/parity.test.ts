@@ -78,7 +78,7 @@ it("a SigLIP head width that is not a multiple of 16 (So400m's 72; here 18) matc
 });
 
 // Two attention paths in the SigLIP graph: the scores materialized in row blocks (GPU backends), and ggml's f32
-// flash attention (the CPU backend).
+// flash attention (the CPU backend, from 256 patches).
 for (const checkpoint of ["pg1-896", "pg1-224-hd18"]) {
   it(`${checkpoint}: blocked and flash attention in the image encoder both match transformers`, async () => {
     const files = await fx.convert(checkpoint);
