@@ -151,7 +151,7 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
 
 // Flash attention where its f32 kernel is tiled: ggml's CPU backend (benchmarks/src/attention.mjs, So400m at f16 on
 // an AVX2 CPU: 1.11× the blocked path's speed at 224 px, 1.37× at 896 with 7% less peak RSS; features within
-// 2e-5). GPU backends keep the blocked path: their flash kernels want f16 K/V and other head widths. Towers under
+// 2e-5). GPU backends keep the blocked path (not measured there; ggml's GPU flash kernels are built for f16 K/V). Towers under
 // 256 patches (no PaliGemma resolution; the demo model's 112 px) keep it too: their scores are a few kilobytes,
 // and the demo's near-tied location tokens, recorded in the README, move with a 5e-5 change of its features.
 // PALI_VISION_FLASH=0|1 forces either path, for benchmarks and parity tests.

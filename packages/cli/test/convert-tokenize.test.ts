@@ -1,17 +1,10 @@
-import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pali, root } from "./cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const bin = join(root, "packages", "cli", "dist", "bin.js");
 const fixture = join(root, "models", "fixtures", "checkpoints", "pg2-224");
-
-function pali(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
-}
 
 let out: string;
 let model: string;

@@ -1,38 +1,18 @@
 /** `pali convert --lora` and `--lora FILE[:SCALE]` on run, score and the tasks, on the tiny PEFT fixtures. */
-import { spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { convertF32, fixtures, pali } from "./cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const bin = join(root, "packages", "cli", "dist", "bin.js");
-const fixtures = join(root, "models", "fixtures");
 const photo = join(fixtures, "references", "images", "coffee.png");
-
-function pali(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
-}
 
 let out: string;
 let model: string;
 let lora: string;
 beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), "pali-cli-lora-"));
-  const base = pali(
-    "convert",
-    join(fixtures, "checkpoints", "pg1-224"),
-    "-o",
-    out,
-    "--type",
-    "f32",
-    "--mmproj-type",
-    "f32",
-    "--json",
-  );
-  expect(base.status, base.stderr).toBe(0);
-  model = JSON.parse(base.stdout).model;
+  model = convertF32("pg1-224", out);
   // the base is the converted model this time (its mmproj found beside it)
   const converted = pali("convert", "--lora", join(fixtures, "lora", "pg1-224-full"), "--base", model, "-o", out, "--json");
   expect(converted.status, converted.stderr).toBe(0);

@@ -1,19 +1,11 @@
 /** Repeated -i on `pali run` and `pali score`: one prompt over all the images, in order, against transformers. */
-import { spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { convertF32, fixtures, pali } from "./cli.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const bin = join(root, "packages", "cli", "dist", "bin.js");
-const fixtures = join(root, "models", "fixtures");
 const photo = (name: string) => join(fixtures, "references", "images", `${name}.png`);
-
-function pali(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
-}
 
 interface Case {
   checkpoint: string;
@@ -31,19 +23,7 @@ let model: string;
 let pair: Case;
 beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), "pali-cli-multi-"));
-  const converted = pali(
-    "convert",
-    join(fixtures, "checkpoints", "pg1-224"),
-    "-o",
-    out,
-    "--type",
-    "f32",
-    "--mmproj-type",
-    "f32",
-    "--json",
-  );
-  expect(converted.status, converted.stderr).toBe(0);
-  model = JSON.parse(converted.stdout).model;
+  model = convertF32("pg1-224", out);
   const all = JSON.parse(await readFile(join(fixtures, "references", "multi-image", "cases.json"), "utf8")) as { cases: Case[] };
   pair = all.cases.find((c) => c.checkpoint === "pg1-224" && c.case === "pair") as Case;
 });

@@ -63,30 +63,23 @@ async function checkCase(pg: PaliGemma, c: MultiImageCase): Promise<void> {
 
 for (const checkpoint of ["pg1-224", "pg2-224"]) {
   describe(`${checkpoint}: several images in one prompt match transformers`, () => {
-    it("parallel 1", async () => {
-      await using pg = await PaliGemma.load({
-        ...(await files(checkpoint)),
-        kvCacheType: "f32",
-        flashAttention: false,
-        threads: 2,
-        maxImages: 4,
-        parallel: 1,
+    // one by one, then every case at once on a batched engine
+    for (const parallel of [1, 4]) {
+      it(`parallel ${parallel}`, async () => {
+        await using pg = await PaliGemma.load({
+          ...(await files(checkpoint)),
+          kvCacheType: "f32",
+          flashAttention: false,
+          threads: 2,
+          maxImages: 4,
+          parallel,
+        });
+        expect(pg.info.maxImages).toBe(4);
+        const all = await cases(checkpoint);
+        if (parallel === 1) for (const c of all) await checkCase(pg, c);
+        else await Promise.all(all.map((c) => checkCase(pg, c)));
       });
-      expect(pg.info.maxImages).toBe(4);
-      for (const c of await cases(checkpoint)) await checkCase(pg, c);
-    });
-
-    it("parallel 4, all cases at once", async () => {
-      await using pg = await PaliGemma.load({
-        ...(await files(checkpoint)),
-        kvCacheType: "f32",
-        flashAttention: false,
-        threads: 2,
-        maxImages: 4,
-        parallel: 4,
-      });
-      await Promise.all((await cases(checkpoint)).map((c) => checkCase(pg, c)));
-    });
+    }
   });
 }
 
