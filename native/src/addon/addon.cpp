@@ -1,9 +1,10 @@
 // Module entry: library info, logging, GGUF metadata and quantization. Marshalling only.
 #include "common.h"
+
 #include "../core/bench.h"
 
+#include <array>
 #include <functional>
-
 #include <memory>
 #include <string>
 
@@ -114,13 +115,56 @@ Napi::Value bench_async(Napi::Env env, std::function<double()> bench) {
         [result](Napi::Env env) { return Napi::Number::New(env, *result); });
 }
 
-// benchMatmul(n, threads, type, reps) -> Promise<number> (GFLOP/s)
+// benchMatmul(m, n, k, threads, type, path, reps) -> Promise<number> (GFLOP/s)
 Napi::Value BenchMatmul(const Napi::CallbackInfo & info) {
-    int32_t n = info[0].As<Napi::Number>().Int32Value();
-    int32_t threads = info[1].As<Napi::Number>().Int32Value();
-    std::string type = info[2].As<Napi::String>().Utf8Value();
-    int32_t reps = info[3].As<Napi::Number>().Int32Value();
-    return bench_async(info.Env(), [=]() { return pali_bench_matmul_gflops(n, threads, type.c_str(), reps); });
+    int32_t m = info[0].As<Napi::Number>().Int32Value();
+    int32_t n = info[1].As<Napi::Number>().Int32Value();
+    int32_t k = info[2].As<Napi::Number>().Int32Value();
+    int32_t threads = info[3].As<Napi::Number>().Int32Value();
+    std::string type = info[4].As<Napi::String>().Utf8Value();
+    std::string path = info[5].As<Napi::String>().Utf8Value();
+    int32_t reps = info[6].As<Napi::Number>().Int32Value();
+    return bench_async(info.Env(), [=]() { return pali_bench_matmul_gflops(m, n, k, threads, type.c_str(), path.c_str(), reps); });
+}
+
+// matmul(type, path, m, n, k, w, x, out, threads, bias?, gelu?, head?) -> Promise<void>: out = x · wᵀ (+ bias, GELU,
+// padded heads: pali's path only) for the tests of the product paths
+Napi::Value Matmul(const Napi::CallbackInfo & info) {
+    std::string type = info[0].As<Napi::String>().Utf8Value();
+    std::string path = info[1].As<Napi::String>().Utf8Value();
+    int32_t m = info[2].As<Napi::Number>().Int32Value();
+    int32_t n = info[3].As<Napi::Number>().Int32Value();
+    int32_t k = info[4].As<Napi::Number>().Int32Value();
+    Napi::Uint8Array w = info[5].As<Napi::Uint8Array>();
+    Napi::Float32Array x = info[6].As<Napi::Float32Array>();
+    Napi::Float32Array out = info[7].As<Napi::Float32Array>();
+    int32_t threads = info[8].As<Napi::Number>().Int32Value();
+    const bool has_bias = info.Length() > 9 && info[9].IsTypedArray();
+    Napi::Float32Array bias = has_bias ? info[9].As<Napi::Float32Array>() : Napi::Float32Array();
+    const bool gelu = info.Length() > 10 && info[10].ToBoolean().Value();
+    const int32_t head = info.Length() > 11 && info[11].IsNumber() ? info[11].As<Napi::Number>().Int32Value() : 0;
+    if (m < 1 || n < 1 || k < 1 || (int64_t) x.ElementLength() != (int64_t) m * k || (has_bias && (int64_t) bias.ElementLength() != n)) {
+        throw status_error(info.Env(), PALI_ERR_INVALID_ARGUMENT, "x must hold m * k values and the bias n");
+    }
+    auto keep = std::make_shared<std::array<Napi::Reference<Napi::Value>, 4>>(std::array<Napi::Reference<Napi::Value>, 4>{
+        Napi::Persistent(info[5]), Napi::Persistent(info[6]), Napi::Persistent(info[7]), has_bias ? Napi::Persistent(info[9]) : Napi::Reference<Napi::Value>() });
+    const void * w_data = w.Data();
+    size_t w_bytes = w.ByteLength();
+    const float * x_data = x.Data();
+    const float * bias_data = has_bias ? bias.Data() : nullptr;
+    float * out_data = out.Data();
+    size_t out_len = out.ElementLength();
+    return run_async(
+        info.Env(),
+        [=]() { return pali_matmul(type.c_str(), path.c_str(), m, n, k, w_data, w_bytes, x_data, bias_data, gelu, head, out_data, out_len, threads); },
+        [keep](Napi::Env env) { return env.Undefined(); });
+}
+
+// gemmKernel(type, k) -> string: pali's kernel for such weights ("" for none)
+Napi::Value GemmKernel(const Napi::CallbackInfo & info) {
+    std::string type = info[0].As<Napi::String>().Utf8Value();
+    int32_t k = info[1].As<Napi::Number>().Int32Value();
+    return Napi::String::New(info.Env(), pali_gemm_kernel(type.c_str(), k));
 }
 
 // benchReadBandwidth(mib, threads, reps) -> Promise<number> (GB/s)
@@ -204,6 +248,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("benchReadBandwidth", Napi::Function::New(env, BenchReadBandwidth));
     exports.Set("preprocessImage", Napi::Function::New(env, PreprocessImage));
     exports.Set("convertRows", Napi::Function::New(env, ConvertRows));
+    exports.Set("matmul", Napi::Function::New(env, Matmul));
+    exports.Set("gemmKernel", Napi::Function::New(env, GemmKernel));
     exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallback));
     init_text_model(env, exports);
     init_vision_model(env, exports);

@@ -3,6 +3,7 @@
 #include "siglip.h"
 
 #include "../core/internal.h"
+#include "cpu_gemm.h"
 #include "graph_runner.h"
 
 #include "ggml-alloc.h"
@@ -25,20 +26,11 @@ ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, g
     return ggml_add(ctx, ggml_mul(ctx, x, w), b);
 }
 
-// W·x + b, plus scale·B·(A·x) for each adapter that adapts W.
-ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, const vision_lora_set & loras) {
-    // One 2-D product over every image's rows: the CPU's repacked and AMX kernels take 2-D activations.
-    const int64_t n = x->ne[1], images = x->ne[2];
-    x = ggml_reshape_2d(ctx, x, x->ne[0], n * images);
-    ggml_tensor * y = ggml_mul_mat(ctx, w, x);
-    for (const auto & [lora, scale] : loras) {
-        const auto it = lora->by_weight.find(w);
-        if (it == lora->by_weight.end()) continue;
-        ggml_tensor * delta = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, x));
-        y = ggml_add(ctx, y, ggml_scale(ctx, delta, scale));
-    }
-    return ggml_reshape_3d(ctx, ggml_add(ctx, y, b), w->ne[1], n, images);
-}
+// How the tower's graph is built on this device.
+struct graph_options {
+    bool flash = false;       // ggml's flash attention (use_flash_attention)
+    bool cpu_gemm = false;    // pali's product where it is wanted (cpu_gemm.h)
+};
 
 // GELU with the tanh approximation (gelu_pytorch_tanh), composed from exact ops: ggml_gelu reads an
 // fp16 table, which costs about 1e-3 relative error, too much for feature parity with transformers.
@@ -48,6 +40,31 @@ ggml_tensor * gelu_tanh(ggml_context * ctx, ggml_tensor * x) {
     ggml_tensor * inner = ggml_add(ctx, x, ggml_scale(ctx, x3, 0.044715f));
     ggml_tensor * t = ggml_tanh(ctx, ggml_scale(ctx, inner, c));
     return ggml_mul(ctx, x, ggml_scale_bias(ctx, t, 0.5f, 0.5f));
+}
+
+// W·x + b, plus scale·B·(A·x) for each adapter that adapts W; then, with gelu, gelu_tanh of that. pali's product
+// adds the bias and applies the GELU as it stores each tile, where no adapter comes between; given a head width,
+// it also pads each head with zero columns to a multiple of 16 (pad_heads), and the result is that much wider.
+ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, const vision_lora_set & loras, const graph_options & opt,
+                     bool gelu = false, int64_t head = 0) {
+    // One 2-D product over every image's rows: the CPU's repacked and AMX kernels take 2-D activations.
+    const int64_t n = x->ne[1], images = x->ne[2];
+    x = ggml_reshape_2d(ctx, x, x->ne[0], n * images);
+    const bool ours = opt.cpu_gemm && cpu_gemm_wanted(w);
+    const bool adapted = std::any_of(loras.begin(), loras.end(), [&](const auto & l) { return l.first->by_weight.count(w) != 0; });
+    if (ours && !adapted && cpu_gemm_fuses(w, b)) {
+        ggml_tensor * y = cpu_gemm(ctx, w, x, b, gelu, head);
+        return ggml_reshape_3d(ctx, y, y->ne[0], n, images);
+    }
+    ggml_tensor * y = ours ? cpu_gemm(ctx, w, x) : ggml_mul_mat(ctx, w, x);
+    for (const auto & [lora, scale] : loras) {
+        const auto it = lora->by_weight.find(w);
+        if (it == lora->by_weight.end()) continue;
+        ggml_tensor * delta = ggml_mul_mat(ctx, it->second.b, ggml_mul_mat(ctx, it->second.a, x));
+        y = ggml_add(ctx, y, ggml_scale(ctx, delta, scale));
+    }
+    y = ggml_reshape_3d(ctx, ggml_add(ctx, y, b), w->ne[1], n, images);
+    return gelu ? gelu_tanh(ctx, y) : y;
 }
 
 // Zero columns up to a multiple of 16: So400m's head width 72 keeps ggml's CPU backend off its tiled f32 kernels
@@ -84,8 +101,8 @@ ggml_tensor * blocked_attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor
 // ggml's flash attention with f32 K and V: an online softmax over tiles of keys, so the N×N scores never exist
 // (at 896 px the blocked scores are the largest buffers of the graph); exact f32 products, only the order of
 // the softmax sum differs. q, k, v: [hd, N, heads, B] → [hd, heads, N, B], contiguous.
-ggml_tensor * flash_attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, float scale) {
-    const int64_t hd = v->ne[0];
+// q, k, v may come padded already (linear with a head width); hd is the true head width.
+ggml_tensor * flash_attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, float scale, int64_t hd) {
     ggml_tensor * out = ggml_flash_attn_ext(ctx, pad_heads(ctx, q), pad_heads(ctx, k), pad_heads(ctx, v), nullptr, scale, 0.0f, 0.0f);
     ggml_flash_attn_ext_set_prec(out, GGML_PREC_F32);
     if (out->ne[0] == hd) return out;                           // [hd_padded, heads, N, B]: drop the zero columns
@@ -94,7 +111,7 @@ ggml_tensor * flash_attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor *
 
 // pixels: [S, S, 3, B] (ggml order: width fastest) → image embeddings [D, N, B].
 ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tensor * pixels, int n_images, const vision_lora_set & loras,
-                          bool flash) {
+                          const graph_options & opt) {
     const auto & hp = m.hparams;
     const int64_t h = hp.n_embd, n = hp.n_patches, heads = hp.n_head, hd = hp.n_embd / hp.n_head;
 
@@ -122,29 +139,34 @@ ggml_tensor * build_graph(ggml_context * ctx, const vision_model & m, ggml_tenso
         const vision_layer & L = m.layers[il];
         ggml_tensor * cur = layer_norm(ctx, x, L.ln1_w, L.ln1_b, hp.eps);
 
-        ggml_tensor * q = ggml_reshape_4d(ctx, linear(ctx, cur, L.q_w, L.q_b, loras), hd, heads, n, n_images);
-        ggml_tensor * k = ggml_reshape_4d(ctx, linear(ctx, cur, L.k_w, L.k_b, loras), hd, heads, n, n_images);
-        ggml_tensor * v = ggml_reshape_4d(ctx, linear(ctx, cur, L.v_w, L.v_b, loras), hd, heads, n, n_images);
+        // flash attention reads rows of a multiple of 16: pali's product writes them so (else pad_heads copies)
+        const int64_t head = opt.flash ? hd : 0;
+        ggml_tensor * q = linear(ctx, cur, L.q_w, L.q_b, loras, opt, false, head);
+        ggml_tensor * k = linear(ctx, cur, L.k_w, L.k_b, loras, opt, false, head);
+        ggml_tensor * v = linear(ctx, cur, L.v_w, L.v_b, loras, opt, false, head);
+        q = ggml_reshape_4d(ctx, q, q->ne[0] / heads, heads, n, n_images);
+        k = ggml_reshape_4d(ctx, k, k->ne[0] / heads, heads, n, n_images);
+        v = ggml_reshape_4d(ctx, v, v->ne[0] / heads, heads, n, n_images);
         q = ggml_permute(ctx, q, 0, 2, 1, 3);                   // [hd, N, heads, B]
         k = ggml_permute(ctx, k, 0, 2, 1, 3);                   // [hd, N, heads, B]
-        if (flash) {
-            cur = flash_attention(ctx, q, k, ggml_permute(ctx, v, 0, 2, 1, 3), scale);
+        if (opt.flash) {
+            cur = flash_attention(ctx, q, k, ggml_permute(ctx, v, 0, 2, 1, 3), scale, hd);
         } else {
             cur = blocked_attention(ctx, q, k, ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3)), scale);
         }
         cur = ggml_reshape_3d(ctx, cur, h, n, n_images);
-        cur = linear(ctx, cur, L.o_w, L.o_b, loras);
+        cur = linear(ctx, cur, L.o_w, L.o_b, loras, opt);
         x = ggml_add(ctx, x, cur);
 
         cur = layer_norm(ctx, x, L.ln2_w, L.ln2_b, hp.eps);
-        cur = gelu_tanh(ctx, linear(ctx, cur, L.up_w, L.up_b, loras));
-        cur = linear(ctx, cur, L.down_w, L.down_b, loras);
+        cur = linear(ctx, cur, L.up_w, L.up_b, loras, opt, /*gelu=*/true);
+        cur = linear(ctx, cur, L.down_w, L.down_b, loras, opt);
         x = ggml_add(ctx, x, cur);
     }
     x = layer_norm(ctx, x, m.post_ln_w, m.post_ln_b, hp.eps);
     ggml_set_name(x, "vision_out");
     // The projector's output enters the decoder unscaled (SPEC §1.3, "Decisions").
-    x = linear(ctx, x, m.proj_w, m.proj_b, loras);
+    x = linear(ctx, x, m.proj_w, m.proj_b, loras, opt);
     ggml_set_name(x, "image_embeddings");
     return x;
 }
@@ -169,7 +191,9 @@ int32_t encode_images(const vision_model & model, ggml_backend_dev_t device, con
     if (n_images <= 0) return fail(PALI_ERR_INVALID_ARGUMENT, "no images to encode");
     // The patch embedding adds about ten nodes per image (a 512-image batch overflowed a fixed size).
     // Each adapted matrix adds four nodes per adapter.
-    const bool flash = use_flash_attention(device, hp.n_patches);
+    graph_options opt;
+    opt.flash = use_flash_attention(device, hp.n_patches);
+    opt.cpu_gemm = ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU;
     graph_runner runner(device, 8192 + 16 * (size_t) n_images + 1024 * loras.size(), n_threads, abort);
     ggml_tensor * inp = nullptr;
     return runner.run(
@@ -178,7 +202,7 @@ int32_t encode_images(const vision_model & model, ggml_backend_dev_t device, con
             inp = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, hp.image_size, hp.image_size, 3, n_images);
             ggml_set_name(inp, "pixels");
             ggml_set_input(inp);
-            return build_graph(ctx, model, inp, n_images, loras, flash);
+            return build_graph(ctx, model, inp, n_images, loras, opt);
         },
         // pixels arrive as [B][3][S][S] (channel planes), which is ggml's [S, S, 3, B]
         [&]() { ggml_backend_tensor_set(inp, pixels, 0, ggml_nbytes(inp)); },

@@ -191,8 +191,40 @@ export interface NativeAddon {
   ggufMetadataJson(path: string): Promise<string>;
   quantize(input: string, output: string, type: string, threads: number): Promise<void>;
   rowSize(type: string, nPerRow: number): number;
-  /** GFLOP/s of an n×n matrix product on the CPU backend with weights of a ggml type ("bf16", "q4_K", …) (benchmarks) */
-  benchMatmul(n: number, threads: number, type: string, reps: number): Promise<number>;
+  /**
+   * GFLOP/s of an n×k weight (a ggml type: "bf16", "q4_K", …) by k×m activation product on the CPU backend, by
+   * ggml's mul_mat ("ggml") or pali's vision-tower product ("pali") (benchmarks)
+   */
+  benchMatmul(
+    m: number,
+    n: number,
+    k: number,
+    threads: number,
+    type: string,
+    path: "ggml" | "pali",
+    reps: number,
+  ): Promise<number>;
+  /**
+   * out (m rows of n) = x (m rows of k) · wᵀ, w being n rows of k values of a ggml type, by either path; pali's
+   * path may add a bias (n floats), apply SigLIP's tanh GELU, and pad heads of `head` columns with zeros to a
+   * multiple of 16 (out rows are then n / head · roundup(head, 16) wide) (tests)
+   */
+  matmul(
+    type: string,
+    path: "ggml" | "pali",
+    m: number,
+    n: number,
+    k: number,
+    w: Uint8Array,
+    x: Float32Array,
+    out: Float32Array,
+    threads: number,
+    bias?: Float32Array | null,
+    gelu?: boolean,
+    head?: number,
+  ): Promise<void>;
+  /** pali's kernel for weights of this ggml type and row length k: "avx512-bf16", "avx512-f32", "avx2-f32", or "" (none) */
+  gemmKernel(type: string, k: number): "avx512-bf16" | "avx512-f32" | "avx2-f32" | "";
   /** GB/s of memory reads by `threads` threads over a buffer of `mib` MiB, best of `reps` (benchmarks) */
   benchReadBandwidth(mib: number, threads: number, reps: number): Promise<number>;
   preprocessImage(rgb: Uint8Array, width: number, height: number, size: number, out: Float32Array): Promise<void>;

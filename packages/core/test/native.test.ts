@@ -34,9 +34,10 @@ describe("native addon", () => {
 
   it("measures the matrix-product rate per weight type and the read bandwidth, and refuses bad arguments", async () => {
     const native = loadNative();
-    for (const type of ["f32", "bf16", "q8_0", "q4_K"]) expect(await native.benchMatmul(256, 1, type, 1)).toBeGreaterThan(0);
-    await expect(native.benchMatmul(256, 1, "q9_z", 1)).rejects.toThrow();
-    await expect(native.benchMatmul(100, 1, "q4_K", 1)).rejects.toThrow(); // 100 is not a multiple of q4_K's 256
+    for (const type of ["f32", "bf16", "q8_0", "q4_K"])
+      expect(await native.benchMatmul(256, 256, 256, 1, type, "ggml", 1)).toBeGreaterThan(0);
+    await expect(native.benchMatmul(256, 256, 256, 1, "q9_z", "ggml", 1)).rejects.toThrow();
+    await expect(native.benchMatmul(100, 100, 100, 1, "q4_K", "ggml", 1)).rejects.toThrow(); // 100 is not a multiple of q4_K's 256
     expect(await native.benchReadBandwidth(64, 1, 1)).toBeGreaterThan(0.1);
     await expect(native.benchReadBandwidth(1, 1, 1)).rejects.toThrow();
   });
