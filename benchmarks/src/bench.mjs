@@ -47,8 +47,8 @@ const log = (m) => process.stderr.write(`bench: ${new Date().toISOString().slice
 mkdirSync(cache, { recursive: true });
 
 const allTypes = ["q4_k_m", "q8_0", "f16"];
-// The image encoder at the type `pali convert --mmproj-type auto` picks for this CPU (benchmarks/src/weights.mjs:
-// q8_0 on x86 with AVX2, 1.83× a bf16 tower with AMX tiles and 1.47× without; else f16).
+// The image encoder at the type `pali convert --mmproj-type auto` picks for this CPU (autoMmprojType: bf16 with
+// AVX512_BF16 and no AMX, q8_0 on other x86 CPUs with AVX2, else f16; weights.mjs and gemm.mjs measure why).
 const mmprojType = autoMmprojType(systemInfo().cpuFeatures);
 const setups = (
   quick

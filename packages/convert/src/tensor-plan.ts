@@ -13,13 +13,16 @@ export const mmprojTypes = ["f32", "f16", "bf16", "q8_0", "q4_0"] as const;
 export type MmprojType = (typeof mmprojTypes)[number];
 
 /**
- * The image encoder's type for `--mmproj-type auto` (the default), as measured on both x86 kinds
- * (benchmarks/src/weights.mjs, benchmarks/README.md): q8_0 wherever the CPU has AVX2 (a 224 px So400m encode 1.83×
- * as fast as bf16 in AMX int8 tiles, 1.47× with AVX2 alone, where f16 and bf16 tie; features within 4.3e-3 of
- * bf16's, where q4_0's are 3e-2 off for at most 3% more speed), else f16 (CPUs not measured).
+ * The image encoder's type for `--mmproj-type auto` (the default), as measured (benchmarks/src/weights.mjs and
+ * gemm.mjs, benchmarks/README.md): bf16 on CPUs with AVX512_BF16 and no AMX, where pali's bf16 product runs the
+ * tower (a 224 px So400m encode 1.9× as fast as q8_0's there, and closer to the f32 features); q8_0 wherever else
+ * the CPU has AVX2 (in AMX int8 tiles 1.83× as fast as ggml's bf16; with AVX2 alone as fast as f16 with pali's
+ * product at half the size, within 4.3e-3 of bf16's features, where q4_0's are 3e-2 off); f16 on CPUs not measured.
  */
 export function autoMmprojType(cpuFeatures: Readonly<Record<string, string>>): MmprojType {
-  return cpuFeatures.AMX_INT8 === "1" || cpuFeatures.AVX2 === "1" ? "q8_0" : "f16";
+  if (cpuFeatures.AMX_INT8 === "1") return "q8_0";
+  if (cpuFeatures.AVX512_BF16 === "1") return "bf16";
+  return cpuFeatures.AVX2 === "1" ? "q8_0" : "f16";
 }
 
 /** llama.cpp's `enum llama_ftype` values, stored as general.file_type. */

@@ -9,9 +9,10 @@ import { autoMmprojType, convertCheckpoint } from "../src/index.js";
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "models", "fixtures", "checkpoints", "pg1-224");
 
-it("q8_0 on x86 CPUs with AVX2 (AMX or not), f16 elsewhere", () => {
+it("bf16 with AVX512_BF16 and no AMX, q8_0 on other x86 CPUs with AVX2, f16 elsewhere", () => {
   expect(autoMmprojType({ AVX2: "1", AVX512: "1", AVX512_BF16: "1", AMX_INT8: "1" })).toBe("q8_0");
-  expect(autoMmprojType({ AVX2: "1", AVX512: "1", AVX512_BF16: "1" })).toBe("q8_0");
+  expect(autoMmprojType({ AVX2: "1", AVX512: "1", AVX512_BF16: "1" })).toBe("bf16");
+  expect(autoMmprojType({ AVX2: "1", AVX512: "1" })).toBe("q8_0");
   expect(autoMmprojType({ AVX2: "1" })).toBe("q8_0");
   expect(autoMmprojType({ AVX: "1", SSE3: "1" })).toBe("f16");
   expect(autoMmprojType({ NEON: "1", ARM_FMA: "1" })).toBe("f16");
