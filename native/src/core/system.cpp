@@ -1,5 +1,6 @@
 // Library versions, backend loading, devices and CPU features.
 #include "internal.h"
+#include "../model/gemm_backend.h"
 
 #include "ggml-backend.h"
 #include "ggml.h"
@@ -61,6 +62,7 @@ void pali_backend_init(const char * dir) {
         } else {
             ggml_backend_load_all();
         }
+        pali::register_gemm_backend();
     });
 }
 

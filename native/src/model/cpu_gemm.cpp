@@ -443,6 +443,19 @@ PALI_AVX512 void gemm_op_f32x16(ggml_tensor * dst, int ith, int nth, void * user
         }
     }
 }
+PALI_AVX512BF16 void round_bf16(const float * x, uint16_t * y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)); // nearest even, as ggml's cast
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(y + i), (__m256i) h);
+    }
+    for (; i < n; i++) {
+        uint32_t bits;
+        std::memcpy(&bits, x + i, 4);
+        y[i] = (uint16_t) ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+    }
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -501,6 +514,14 @@ bool cpu_gemm_fuses(const ggml_tensor * w, const ggml_tensor * b) {
            ggml_backend_buffer_is_host(b->buffer);
 }
 
+cpu_gemm_fn cpu_gemm_function(const ggml_tensor * w) {
+    const char * kernel = cpu_gemm_kernel(w);
+    if (strcmp(kernel, "avx512-bf16") == 0) return gemm_op_bf16;
+    return strcmp(kernel, "avx512-f32") == 0 ? gemm_op_f32x16 : gemm_op;
+}
+
+void cpu_gemm_round_bf16(const float * x, uint16_t * y, int64_t n) { round_bf16(x, y, n); }
+
 bool cpu_gemm_pads(const ggml_tensor * w, int64_t head) {
     return head > 0 && head % 8 == 0 && w->ne[1] % head == 0;
 }
@@ -528,6 +549,8 @@ bool cpu_gemm_wanted(const ggml_tensor *) { return false; }
 bool cpu_gemm_takes(const ggml_tensor *) { return false; }
 bool cpu_gemm_fuses(const ggml_tensor *, const ggml_tensor *) { return false; }
 bool cpu_gemm_pads(const ggml_tensor *, int64_t) { return false; }
+cpu_gemm_fn cpu_gemm_function(const ggml_tensor *) { return nullptr; }
+void cpu_gemm_round_bf16(const float *, uint16_t *, int64_t) {}
 ggml_tensor * cpu_gemm(ggml_context *, ggml_tensor *, ggml_tensor *, ggml_tensor *, bool, int64_t) { return nullptr; }
 
 #endif

@@ -3,6 +3,8 @@
 
 #include "ggml.h"
 
+#include <cstdint>
+
 namespace pali {
 
 // Whether this CPU can run pali's product: x86-64 with AVX2, FMA and F16C, built with GCC or Clang.
@@ -35,5 +37,12 @@ bool cpu_gemm_pads(const ggml_tensor * w, int64_t head);
 // ggml's flash attention wants). x must be f32 and 2-D; b null or one cpu_gemm_fuses takes. Unlike
 // ggml_mul_mat's, the avx2-f32 kernel does not round x to f16 or quantize it to q8_0.
 ggml_tensor * cpu_gemm(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x, ggml_tensor * b = nullptr, bool gelu = false, int64_t head = 0);
+
+// The kernel itself, for the text model's backend (gemm_backend.h), which runs it on its own threads: thread ith of
+// nth computes its share of dst = src[0] · src[1] (dst->ne[0] floats a row; src[2], a bias, may be null), src[1]
+// being f32 rows, or bf16 ones (cpu_gemm_round_bf16) where cpu_gemm_kernel says "avx512-bf16".
+using cpu_gemm_fn = void (*)(ggml_tensor * dst, int ith, int nth, void * userdata);
+cpu_gemm_fn cpu_gemm_function(const ggml_tensor * w);
+void cpu_gemm_round_bf16(const float * x, uint16_t * y, int64_t n);
 
 } // namespace pali

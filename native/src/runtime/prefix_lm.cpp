@@ -3,6 +3,7 @@
 // then causal decoding token by token, or teacher-forced scoring of a suffix.
 #include "../core/internal.h"
 #include "prefix_lm.h"
+#include "../model/gemm_backend.h"
 
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
@@ -188,7 +189,14 @@ void attach_cpu_threadpool(pali_context * ctx, int32_t threads) {
     ctx->threadpool = make(&tpp);
     if (ctx->threadpool == nullptr) return;
     ctx->threadpool_free = release;
-    llama_attach_threadpool(ctx->lctx, ctx->threadpool, nullptr);
+    // Where pali's product backend takes the prefill's matrix products (gemm_backend.h), CPU threads that poll
+    // between its graph splits take the cores its threads need (measured: half its rate). The prefill gets a pool
+    // that sleeps at once; libllama switches pools by batch size and pauses the other.
+    if (pali::gemm_backend_registered()) {
+        tpp.poll = 0;
+        ctx->threadpool_batch = make(&tpp);
+    }
+    llama_attach_threadpool(ctx->lctx, ctx->threadpool, ctx->threadpool_batch);
 }
 
 // One token at the next position, causally; logits requested for it.
@@ -284,6 +292,7 @@ void pali_context_free(pali_context * ctx) {
     for (pali_sequence & s : ctx->seqs) llama_sampler_free(s.sampler);
     llama_free(ctx->lctx);
     if (ctx->threadpool != nullptr) ctx->threadpool_free(ctx->threadpool);
+    if (ctx->threadpool_batch != nullptr) ctx->threadpool_free(ctx->threadpool_batch);
     delete ctx;
 }
 

@@ -28,6 +28,7 @@ struct pali_context {
     std::atomic<bool>       abort{false};
     pali_timings            timings{};
     ggml_threadpool *       threadpool = nullptr; // persistent CPU threads (see pali_context_init)
+    ggml_threadpool *       threadpool_batch = nullptr; // the prefill's, where pali's product backend runs
     void (*threadpool_free)(ggml_threadpool *) = nullptr;
 };
 
