@@ -8,8 +8,9 @@
 // the reference venv exists), and the machine's limits. Writes benchmarks/results/<date>-<host>.json and the
 // tables in benchmarks/README.md.
 //
-// Quick mode: PaliGemma 1 3B-224 at q4_k_m only, two repetitions, with transformers bf16 and fp32 beside it when
-// the reference venv exists (.venv-ref; --no-transformers skips them), so every run carries its own baseline.
+// Quick mode: PaliGemma 1 3B-224 at q4_k_m (and bf16 on CPUs with AVX512_BF16), two repetitions, with
+// transformers bf16 and fp32 beside it when the reference venv exists (.venv-ref; --no-transformers skips them),
+// so every run carries its own baseline.
 // Full mode: PaliGemma 1 3B-224 at q4_k_m, q8_0 and f16 with transformers bf16/fp32 beside it; PaliGemma 2
 // 3B-224 at q4_k_m, q8_0 and f16; PaliGemma 1 3B at 448 (everything) and 896 (image encode) at q4_k_m.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -19,7 +20,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { autoMmprojType, convertCheckpoint } from "@pali/convert";
-import { systemInfo } from "@pali/core";
+import { loadNative, systemInfo } from "@pali/core";
 import { getNumber, readGGUF } from "@pali/gguf";
 import { matmulRate, memoryBandwidth } from "./machine.mjs";
 import { boundDecodes, writeReport } from "./report.mjs";
@@ -50,9 +51,11 @@ const allTypes = ["q4_k_m", "q8_0", "f16"];
 // The image encoder at the type `pali convert --mmproj-type auto` picks for this CPU (autoMmprojType: bf16 with
 // AVX512_BF16 and no AMX, q8_0 on other x86 CPUs with AVX2, else f16; weights.mjs and gemm.mjs measure why).
 const mmprojType = autoMmprojType(systemInfo().cpuFeatures);
+// Quick mode adds the bf16 decoder where pali's bf16 product takes its prefill (gemm_backend.cpp: AVX512_BF16).
+const quickTypes = loadNative().gemmKernel("bf16", 2048) === "avx512-bf16" ? ["q4_k_m", "bf16"] : ["q4_k_m"];
 const setups = (
   quick
-    ? [{ name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: ["q4_k_m"], reps: 2, transformers: true }]
+    ? [{ name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: quickTypes, reps: 2, transformers: true }]
     : [
         { name: "pg1-3b-224", model: "pg1-3b", resolution: 224, types: allTypes, reps: 3, transformers: true, extras: true },
         { name: "pg2-3b-224", model: "pg2-3b", resolution: 224, types: allTypes, reps: 3 },
