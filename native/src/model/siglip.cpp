@@ -193,7 +193,10 @@ int32_t encode_images(const vision_model & model, ggml_backend_dev_t device, con
     // Each adapted matrix adds four nodes per adapter.
     graph_options opt;
     opt.flash = use_flash_attention(device, hp.n_patches);
-    opt.cpu_gemm = ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU;
+    // pali's product on the CPU, for the towers of PaliGemma's resolutions: as with flash attention, one under 256
+    // patches (the 112 px demo) keeps ggml's, whose products there take microseconds either way, and the demo's
+    // near-tied location tokens in the README stay (pali's f32 activations move one of them by a bin).
+    opt.cpu_gemm = ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU && hp.n_patches >= 256;
     graph_runner runner(device, 8192 + 16 * (size_t) n_images + 1024 * loras.size(), n_threads, abort);
     ggml_tensor * inp = nullptr;
     return runner.run(

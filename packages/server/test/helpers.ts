@@ -1,22 +1,9 @@
 /** The demo model behind a real server on a loopback port, with the log kept in memory. */
-import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { type LoadOptions, PaliGemma } from "@pali/sdk";
+import type { LoadOptions, PaliGemma } from "@pali/sdk";
 import { createServer, type PaliServer, type ServerOptions } from "../src/index.js";
+import { loadDemo } from "./demo.js";
 
-export const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-export const demo = join(root, "models", "demo");
-export const model = join(demo, "pali-demo-q8_0.gguf");
-export const example = (n: number) => join(demo, "examples", `00${n}.png`);
-
-export async function exampleBase64(n: number): Promise<string> {
-  return (await readFile(example(n))).toString("base64");
-}
-
-export function loadDemo(options: Partial<LoadOptions> = {}): Promise<PaliGemma> {
-  return PaliGemma.load({ model, threads: 1, ...options });
-}
+export { demo, example, exampleBase64, loadDemo, model, ramblingSeed, root } from "./demo.js";
 
 export interface TestServer {
   server: PaliServer;

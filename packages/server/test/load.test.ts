@@ -4,13 +4,14 @@
  * drains the requests in flight.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chatBody, exampleBase64, postJson, startServer, type TestServer } from "./helpers.js";
+import { chatBody, exampleBase64, postJson, ramblingSeed, startServer, type TestServer } from "./helpers.js";
 
 let t: TestServer;
 let dataUrl: string;
 let image: string;
 
 beforeAll(async () => {
+  rambling.seed = await ramblingSeed(rambling.max_tokens);
   t = await startServer({ maxQueue: 4 });
   image = await exampleBase64(2);
   dataUrl = `data:image/png;base64,${image}`;
@@ -19,7 +20,7 @@ afterAll(async () => {
   await t?.server.close();
 });
 
-/** A generation that runs long on the demo model: sampling at a high temperature rarely picks <eos>. */
+/** A generation that runs long on the demo model: sampling at a high temperature, with a seed that picks no <eos>. */
 const rambling = { temperature: 5, seed: 1, max_tokens: 1000 };
 
 async function wave(n: number) {
