@@ -1,9 +1,12 @@
-// pali's matrix product for the vision tower on x86 CPUs with AVX2, FMA and F16C: a cache-blocked f32 product
-// (the layout of BLIS's Haswell kernels) whose weights are widened to f32 as they are packed. ggml's CPU backend
-// runs these shapes (K = 1152 or 4304, N up to 4304, M = tokens) one dot product at a time, and rounds the
-// activations to f16 for f16 weights or quantizes them to q8_0 for q8_0 weights; on an AVX2-only CPU that reaches
-// about a third of the FMA peak (benchmarks/src/gemm.mjs has the same-run numbers). Here each 6×16 tile of the
-// output stays in twelve registers while a 16-row weight panel, packed once per 256 columns of K, streams from L1.
+// pali's matrix product on x86 CPUs with AVX2, FMA and F16C: a cache-blocked product (the layout of BLIS's
+// kernels) for the vision tower's linear layers and, through gemm_backend.cpp, the decoder's prefill. ggml's CPU
+// backend runs these shapes (K = 1152 or 4304, N up to 4304, M = tokens) at a third to a half of the cores'
+// rate, and rounds the activations to f16 for f16 weights or quantizes them to q8_0 for q8_0 weights
+// (benchmarks/src/gemm.mjs has the same-run numbers). Here each tile of the output stays in registers while a
+// 16-row weight panel, packed once per block of K, streams from L1. Three kernels: 6×16 tiles of f32 FMAs on
+// AVX2 and 12×16 on AVX-512, weights widened to f32 as they are packed; and 12×16 tiles of VDPBF16PS for bf16
+// weights where the CPU has AVX512_BF16. A tile's last block of K can add the bias, apply the GELU and place
+// attention heads with their zero padding as it is stored (epilogue, head_layout).
 #include "cpu_gemm.h"
 
 #include "ggml-backend.h"

@@ -1,4 +1,5 @@
-// pali's own matrix product for the vision tower's linear layers on x86 CPUs with AVX2 (see cpu_gemm.cpp).
+// pali's own matrix product on x86 CPUs with AVX2 or AVX-512: the vision tower's linear layers (a ggml custom op)
+// and the decoder's prefill (gemm_backend.h). See cpu_gemm.cpp.
 #pragma once
 
 #include "ggml.h"
