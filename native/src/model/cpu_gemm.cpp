@@ -208,8 +208,12 @@ PALI_AVX2 void tile_rows(int rows, int kc, const float * x, int64_t ldx, const f
     tile<ROWS>(kc, x, ldx, panel, out, ldo, first, ep, col, hl);
 }
 
-// The custom op: thread ith of nth computes its share of the 16-column panels of dst, for every token.
-PALI_AVX2 void gemm_op(ggml_tensor * dst, int ith, int nth, void * userdata) {
+using f32_tile_fn = void (*)(int rows, int kc, const float * x, int64_t ldx, const float * panel, float * out, int64_t ldo, bool first,
+                             const epilogue * ep, int64_t col, const head_layout & hl);
+
+// The f32 kernels' custom op: thread ith of nth computes its share of the 16-column panels of dst, for every
+// token, in tiles of up to mr rows by `tile`.
+PALI_AVX2 void gemm_f32(ggml_tensor * dst, int ith, int nth, void * userdata, int mr, f32_tile_fn tile) {
     const ggml_tensor * w = dst->src[0];
     const ggml_tensor * x = dst->src[1];
     const op_params op(dst, userdata);
@@ -230,15 +234,17 @@ PALI_AVX2 void gemm_op(ggml_tensor * dst, int ith, int nth, void * userdata) {
             for (int64_t m0 = 0; m0 < M; m0 += MC) {
                 const int64_t m1 = std::min(M, m0 + MC);
                 for (int64_t p = c0; p < c1; p++) {
-                    for (int64_t m = m0; m < m1; m += MR) {
-                        tile_rows<MR>((int) std::min<int64_t>(MR, m1 - m), kc, xd + m * K + k0, K, packed + (p - c0) * kc * NR,
-                                      out + m * ldo, ldo, k0 == 0, k0 + kc == K ? &op.ep : nullptr, p * NR, op.heads);
+                    for (int64_t m = m0; m < m1; m += mr) {
+                        tile((int) std::min<int64_t>(mr, m1 - m), kc, xd + m * K + k0, K, packed + (p - c0) * kc * NR, out + m * ldo, ldo, k0 == 0,
+                             k0 + kc == K ? &op.ep : nullptr, p * NR, op.heads);
                     }
                 }
             }
         }
     }
 }
+
+PALI_AVX2 void gemm_op(ggml_tensor * dst, int ith, int nth, void * userdata) { gemm_f32(dst, ith, nth, userdata, MR, tile_rows<MR>); }
 
 
 // bf16 weights on CPUs with AVX512_BF16: the activations are rounded to bf16 (by a ggml cast node before the op,
@@ -416,35 +422,8 @@ PALI_AVX512 void tile_rows_f32x16(int rows, int kc, const float * x, int64_t ldx
     tile_f32x16<ROWS>(kc, x, ldx, panel, out, ldo, first, ep, col, hl);
 }
 
-PALI_AVX512 void gemm_op_f32x16(ggml_tensor * dst, int ith, int nth, void * userdata) {
-    const ggml_tensor * w = dst->src[0];
-    const ggml_tensor * x = dst->src[1];
-    const op_params op(dst, userdata);
-    const int64_t ldo = dst->ne[0];
-    const int64_t K = w->ne[0], N = w->ne[1], M = x->ne[1];
-    const int64_t panels = N / NR, p_begin = panels * ith / nth, p_end = panels * (ith + 1) / nth;
-    if (p_begin == p_end) return;
-    thread_local std::vector<float> scratch;
-    scratch.resize((size_t) CHUNK * KC * NR + 16);
-    float * packed = reinterpret_cast<float *>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
-    const float * xd = static_cast<const float *>(x->data);
-    float * out = static_cast<float *>(dst->data);
-    for (int64_t c0 = p_begin; c0 < p_end; c0 += CHUNK) {
-        const int64_t c1 = std::min(p_end, c0 + CHUNK);
-        for (int64_t k0 = 0; k0 < K; k0 += KC) {
-            const int kc = (int) std::min<int64_t>(KC, K - k0);
-            for (int64_t p = c0; p < c1; p++) pack_panel(w, p * NR, k0, kc, packed + (p - c0) * kc * NR);
-            for (int64_t m0 = 0; m0 < M; m0 += MC) {
-                const int64_t m1 = std::min(M, m0 + MC);
-                for (int64_t p = c0; p < c1; p++) {
-                    for (int64_t m = m0; m < m1; m += MR16) {
-                        tile_rows_f32x16<MR16>((int) std::min<int64_t>(MR16, m1 - m), kc, xd + m * K + k0, K, packed + (p - c0) * kc * NR,
-                                               out + m * ldo, ldo, k0 == 0, k0 + kc == K ? &op.ep : nullptr, p * NR, op.heads);
-                    }
-                }
-            }
-        }
-    }
+void gemm_op_f32x16(ggml_tensor * dst, int ith, int nth, void * userdata) {
+    gemm_f32(dst, ith, nth, userdata, MR16, tile_rows_f32x16<MR16>);
 }
 PALI_AVX512BF16 void round_bf16(const float * x, uint16_t * y, int64_t n) {
     int64_t i = 0;
