@@ -452,19 +452,19 @@ bool cpu_gemm_supported() {
     return supported;
 }
 
+// PALI_GEMM_ISA=avx2 keeps an AVX-512 CPU to the AVX2 kernel: the other machine kind's numbers, on this one.
 static bool has_avx512() {
     static const bool has = [] {
         __builtin_cpu_init();
+        const char * isa = getenv("PALI_GEMM_ISA");
+        if (isa != nullptr && strcmp(isa, "avx2") == 0) return false;
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
     }();
     return has;
 }
 
 static bool has_avx512_bf16() {
-    static const bool has = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
-    }();
+    static const bool has = [] { return has_avx512() && __builtin_cpu_supports("avx512bf16"); }();
     return has;
 }
 

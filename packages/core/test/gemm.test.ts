@@ -120,7 +120,7 @@ function expectedKernel(type: string, k: number): string | undefined {
     return undefined;
   }
   if (!["avx2", "fma", "f16c"].every((f) => flags.includes(f))) return "";
-  const avx512 = ["avx512f", "avx512bw"].every((f) => flags.includes(f));
+  const avx512 = ["avx512f", "avx512bw"].every((f) => flags.includes(f)) && process.env.PALI_GEMM_ISA !== "avx2";
   if (type === "bf16" && k % 2 === 0 && avx512 && flags.includes("avx512_bf16")) return "avx512-bf16";
   return avx512 ? "avx512-f32" : "avx2-f32";
 }
