@@ -19,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -32,8 +33,14 @@ constexpr int64_t MIN_ROWS = 32; // tokens: below this the product is a few gemv
 // start costs tens of microseconds against the milliseconds of one product.
 void run_threads(int n, const std::function<void(int, int)> & job) {
     std::vector<std::thread> workers;
-    for (int i = 1; i < n; i++) workers.emplace_back(job, i, n);
+    int started = 1;
+    try {
+        for (; started < n; started++) workers.emplace_back(job, started, n);
+    } catch (const std::system_error &) {
+        // no thread to be had (a process limit): the shares not started run here
+    }
     job(0, n);
+    for (int i = started; i < n; i++) job(i, n);
     for (auto & t : workers) t.join();
 }
 
@@ -205,6 +212,10 @@ void register_gemm_backend() {
         const char * env = getenv("PALI_TEXT_GEMM");
         if (env != nullptr && strcmp(env, "ggml") == 0) return;
         if (!cpu_gemm_supported() || ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == nullptr) return;
+        // With a GPU, libllama keeps the CPU's layers' weights in the GPU's host buffers and asks the GPU whether
+        // to take their large products (op offload), but only when the CPU backend has them: an accelerator
+        // before it would keep them on the CPU. GPU builds keep ggml's products.
+        if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr || ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_IGPU) != nullptr) return;
         ggml_backend_register(&registry);
         registered = true;
     });
