@@ -15,9 +15,12 @@ const c = new AbortController();
 let n = 0;
 try { for await (const _ of pg.stream({ image, prompt: "caption en", maxTokens: 200, signal: c.signal })) if (++n === 2) c.abort(); }
 catch (e) { console.log(e.code); }
-const g = pg.generate({ image, prompt: "caption en", maxTokens: 200 });
-setTimeout(() => pg.dispose(), 5);
-try { await g; console.log("done"); } catch (e) { console.log(e.code); }
+// a generation that runs long (a seed that samples no <eos> in 64 tokens here), disposed once it is under way:
+// the native loop runs ahead of the chunks, so a step is in flight (the greedy caption ends within milliseconds)
+const long = { temperature: 5, seed: 1 };
+while ((await pg.generate({ image, prompt: "caption en", maxTokens: 64, sampling: long })).tokens.length < 64) long.seed++;
+try { for await (const _ of pg.stream({ image, prompt: "caption en", maxTokens: 1000, sampling: long })) pg.dispose(); console.log("done"); }
+catch (e) { console.log(e.code); }
 `;
 
 const args = (parallel: number) => [
