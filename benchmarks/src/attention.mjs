@@ -11,8 +11,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { systemInfo, VisionModel } from "@pali/core";
+import { systemInfo } from "@pali/core";
 import { relL2 } from "./compare.mjs";
+import { encodeChild } from "./encode-child.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const cache = join(root, "benchmarks", ".cache");
@@ -28,20 +29,7 @@ const threads = Number(values.threads ?? systemInfo().defaultThreads);
 const reps = Number(values.reps);
 
 if (values.child) {
-  // child: one path, one encoder; the features go to a file for the comparison
-  const { mmproj, size, out } = JSON.parse(values.child);
-  const pixels = new Float32Array(3 * size * size).map((_, i) => Math.sin(i * 0.01));
-  const vm = await VisionModel.load(mmproj);
-  await vm.encode(pixels, 1, { threads });
-  const ms = [];
-  let features;
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    features = await vm.encode(pixels, 1, { threads });
-    ms.push(performance.now() - t0);
-  }
-  writeFileSync(out, Buffer.from(features.data.buffer, features.data.byteOffset, features.data.byteLength));
-  console.log(JSON.stringify({ ms, peakRssBytes: process.resourceUsage().maxRSS * 1024 }));
+  await encodeChild(JSON.parse(values.child), reps, threads);
   process.exit(0);
 }
 

@@ -12,9 +12,11 @@
 #include "ggml-backend.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -199,21 +201,23 @@ PALI_AVX2 void tile(int kc, const float * x, int64_t ldx, const float * panel, f
     }
 }
 
-template <int ROWS>
-PALI_AVX2 void tile_rows(int rows, int kc, const float * x, int64_t ldx, const float * panel, float * out, int64_t ldo, bool first, const epilogue * ep,
-                         int64_t col, const head_layout & hl) {
-    if constexpr (ROWS > 1) {
-        if (rows < ROWS) return tile_rows<ROWS - 1>(rows, kc, x, ldx, panel, out, ldo, first, ep, col, hl);
-    }
-    tile<ROWS>(kc, x, ldx, panel, out, ldo, first, ep, col, hl);
-}
+// A kernel's parts: its panel packing (K values k0..k0+kc of 16 weight rows from n0) and its tiles, one for each
+// row count up to its tile height (tiles[rows - 1]). X: the activations' element; P: a panel word, which holds
+// `values` K values (1 for f32, 2 for bf16 pairs).
+template <typename X, typename P> using pack_fn = void (*)(const ggml_tensor * w, int64_t n0, int64_t k0, int kc, P * panel);
+template <typename X, typename P>
+using tile_fn = void (*)(int kc, const X * x, int64_t ldx, const P * panel, float * out, int64_t ldo, bool first, const epilogue * ep, int64_t col,
+                         const head_layout & hl);
 
-using f32_tile_fn = void (*)(int rows, int kc, const float * x, int64_t ldx, const float * panel, float * out, int64_t ldo, bool first,
-                             const epilogue * ep, int64_t col, const head_layout & hl);
+template <typename X, typename P> struct kernel {
+    int kc, values, mr;
+    pack_fn<X, P> pack;
+    const tile_fn<X, P> * tiles;
+};
 
-// The f32 kernels' custom op: thread ith of nth computes its share of the 16-column panels of dst, for every
-// token, in tiles of up to mr rows by `tile`.
-PALI_AVX2 void gemm_f32(ggml_tensor * dst, int ith, int nth, void * userdata, int mr, f32_tile_fn tile) {
+// Every kernel's custom op: thread ith of nth computes its share of the 16-column panels of dst, for every token.
+// CHUNK panels are packed per block of K and reused for all tokens, MC at a time.
+template <typename X, typename P> void run_kernel(ggml_tensor * dst, int ith, int nth, void * userdata, const kernel<X, P> & kn) {
     const ggml_tensor * w = dst->src[0];
     const ggml_tensor * x = dst->src[1];
     const op_params op(dst, userdata);
@@ -221,22 +225,23 @@ PALI_AVX2 void gemm_f32(ggml_tensor * dst, int ith, int nth, void * userdata, in
     const int64_t K = w->ne[0], N = w->ne[1], M = x->ne[1];
     const int64_t panels = N / NR, p_begin = panels * ith / nth, p_end = panels * (ith + 1) / nth;
     if (p_begin == p_end) return;
-    thread_local std::vector<float> scratch;
-    scratch.resize((size_t) CHUNK * KC * NR + 16);
-    float * packed = reinterpret_cast<float *>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
-    const float * xd = static_cast<const float *>(x->data);
+    thread_local std::vector<P> scratch;
+    scratch.resize((size_t) CHUNK * (kn.kc / kn.values) * NR + 64 / sizeof(P));
+    P * packed = reinterpret_cast<P *>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+    const X * xd = static_cast<const X *>(x->data);
     float * out = static_cast<float *>(dst->data);
     for (int64_t c0 = p_begin; c0 < p_end; c0 += CHUNK) {
         const int64_t c1 = std::min(p_end, c0 + CHUNK);
-        for (int64_t k0 = 0; k0 < K; k0 += KC) {
-            const int kc = (int) std::min<int64_t>(KC, K - k0);
-            for (int64_t p = c0; p < c1; p++) pack_panel(w, p * NR, k0, kc, packed + (p - c0) * kc * NR);
+        for (int64_t k0 = 0; k0 < K; k0 += kn.kc) {
+            const int kc = (int) std::min<int64_t>(kn.kc, K - k0);
+            const int64_t words = (int64_t) (kc / kn.values) * NR; // one packed panel
+            for (int64_t p = c0; p < c1; p++) kn.pack(w, p * NR, k0, kc, packed + (p - c0) * words);
             for (int64_t m0 = 0; m0 < M; m0 += MC) {
                 const int64_t m1 = std::min(M, m0 + MC);
                 for (int64_t p = c0; p < c1; p++) {
-                    for (int64_t m = m0; m < m1; m += mr) {
-                        tile((int) std::min<int64_t>(mr, m1 - m), kc, xd + m * K + k0, K, packed + (p - c0) * kc * NR, out + m * ldo, ldo, k0 == 0,
-                             k0 + kc == K ? &op.ep : nullptr, p * NR, op.heads);
+                    for (int64_t m = m0; m < m1; m += kn.mr) {
+                        kn.tiles[std::min<int64_t>(kn.mr, m1 - m) - 1](kc, xd + m * K + k0, K, packed + (p - c0) * words, out + m * ldo, ldo, k0 == 0,
+                                                                       k0 + kc == K ? &op.ep : nullptr, p * NR, op.heads);
                     }
                 }
             }
@@ -244,7 +249,12 @@ PALI_AVX2 void gemm_f32(ggml_tensor * dst, int ith, int nth, void * userdata, in
     }
 }
 
-PALI_AVX2 void gemm_op(ggml_tensor * dst, int ith, int nth, void * userdata) { gemm_f32(dst, ith, nth, userdata, MR, tile_rows<MR>); }
+template <size_t... R> constexpr std::array<tile_fn<float, float>, sizeof...(R)> avx2_tiles(std::index_sequence<R...>) { return { { &tile<R + 1>... } }; }
+
+void gemm_op(ggml_tensor * dst, int ith, int nth, void * userdata) {
+    static constexpr auto tiles = avx2_tiles(std::make_index_sequence<MR>());
+    run_kernel(dst, ith, nth, userdata, kernel<float, float>{ KC, 1, MR, pack_panel, tiles.data() });
+}
 
 
 // bf16 weights on CPUs with AVX512_BF16: the activations are rounded to bf16 (by a ggml cast node before the op,
@@ -256,7 +266,6 @@ PALI_AVX2 void gemm_op(ggml_tensor * dst, int ith, int nth, void * userdata) { g
 #endif
 constexpr int MR16 = 12;      // token rows of a bf16 tile: 12 accumulators, one weight register, one broadcast
 constexpr int KC16 = 512;     // K columns per bf16 panel: 16 KiB, in L1
-constexpr int MC16 = 192;     // token rows per pass: 192 KiB of bf16 activations, in L2
 
 // The 16 × 16 transpose of 32-bit elements: r[j][p] → r[p][j].
 PALI_AVX512BF16 inline void transpose16(__m512i r[16]) {
@@ -281,9 +290,10 @@ PALI_AVX512BF16 inline void transpose16(__m512i r[16]) {
     }
 }
 
-// Weight rows n0..n0+15, K pairs p0..p0+kp, as panel[p][16] of bf16 pairs.
-PALI_AVX512BF16 void pack_panel_bf16(const ggml_tensor * w, int64_t n0, int64_t p0, int kp, uint32_t * panel) {
-    const uint8_t * base = static_cast<const uint8_t *>(w->data) + n0 * w->nb[1] + 4 * p0;
+// Weight rows n0..n0+15, columns k0..k0+kc (k0 and kc even), as panel[p][16] of bf16 pairs.
+PALI_AVX512BF16 void pack_panel_bf16(const ggml_tensor * w, int64_t n0, int64_t k0, int kc, uint32_t * panel) {
+    const uint8_t * base = static_cast<const uint8_t *>(w->data) + n0 * w->nb[1] + 2 * k0;
+    const int kp = kc / 2;
     int p = 0;
     for (; p + 16 <= kp; p += 16) {
         __m512i r[16];
@@ -341,8 +351,9 @@ PALI_AVX512 inline void store_rows16(__m512 * acc, float * out, int64_t ldo, boo
 }
 
 template <int ROWS>
-PALI_AVX512BF16 void tile_bf16(int kp, const uint16_t * x, int64_t ldx, const uint32_t * panel, float * out, int64_t ldo, bool first,
+PALI_AVX512BF16 void tile_bf16(int kc, const uint16_t * x, int64_t ldx, const uint32_t * panel, float * out, int64_t ldo, bool first,
                                const epilogue * ep, int64_t col, const head_layout & hl) {
+    const int kp = kc / 2;
     __m512 acc[ROWS];
     for (int r = 0; r < ROWS; r++) acc[r] = _mm512_setzero_ps();
 #pragma GCC unroll 2
@@ -357,45 +368,14 @@ PALI_AVX512BF16 void tile_bf16(int kp, const uint16_t * x, int64_t ldx, const ui
     store_rows16<ROWS>(acc, out, ldo, first, ep, col, hl);
 }
 
-template <int ROWS>
-PALI_AVX512BF16 void tile_rows_bf16(int rows, int kp, const uint16_t * x, int64_t ldx, const uint32_t * panel, float * out, int64_t ldo, bool first,
-                                    const epilogue * ep, int64_t col, const head_layout & hl) {
-    if constexpr (ROWS > 1) {
-        if (rows < ROWS) return tile_rows_bf16<ROWS - 1>(rows, kp, x, ldx, panel, out, ldo, first, ep, col, hl);
-    }
-    tile_bf16<ROWS>(kp, x, ldx, panel, out, ldo, first, ep, col, hl);
+template <size_t... R> constexpr std::array<tile_fn<uint16_t, uint32_t>, sizeof...(R)> bf16_tiles(std::index_sequence<R...>) {
+    return { { &tile_bf16<R + 1>... } };
 }
 
 // The custom op for bf16: src[0] the bf16 weights, src[1] the activations cast to bf16.
-PALI_AVX512BF16 void gemm_op_bf16(ggml_tensor * dst, int ith, int nth, void * userdata) {
-    const ggml_tensor * w = dst->src[0];
-    const ggml_tensor * x = dst->src[1];
-    const op_params op(dst, userdata);
-    const int64_t ldo = dst->ne[0];
-    const int64_t K = w->ne[0], N = w->ne[1], M = x->ne[1];
-    const int64_t panels = N / NR, p_begin = panels * ith / nth, p_end = panels * (ith + 1) / nth;
-    if (p_begin == p_end) return;
-    thread_local std::vector<uint32_t> scratch;
-    scratch.resize((size_t) CHUNK * (KC16 / 2) * NR + 16);
-    uint32_t * packed = reinterpret_cast<uint32_t *>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
-    const uint16_t * xd = static_cast<const uint16_t *>(x->data);
-    float * out = static_cast<float *>(dst->data);
-    for (int64_t c0 = p_begin; c0 < p_end; c0 += CHUNK) {
-        const int64_t c1 = std::min(p_end, c0 + CHUNK);
-        for (int64_t k0 = 0; k0 < K; k0 += KC16) {
-            const int kp = (int) std::min<int64_t>(KC16, K - k0) / 2;
-            for (int64_t p = c0; p < c1; p++) pack_panel_bf16(w, p * NR, k0 / 2, kp, packed + (p - c0) * kp * NR);
-            for (int64_t m0 = 0; m0 < M; m0 += MC16) {
-                const int64_t m1 = std::min(M, m0 + MC16);
-                for (int64_t p = c0; p < c1; p++) {
-                    for (int64_t m = m0; m < m1; m += MR16) {
-                        tile_rows_bf16<MR16>((int) std::min<int64_t>(MR16, m1 - m), kp, xd + m * K + k0, K, packed + (p - c0) * kp * NR,
-                                             out + m * ldo, ldo, k0 == 0, k0 + KC16 >= K ? &op.ep : nullptr, p * NR, op.heads);
-                    }
-                }
-            }
-        }
-    }
+void gemm_op_bf16(ggml_tensor * dst, int ith, int nth, void * userdata) {
+    static constexpr auto tiles = bf16_tiles(std::make_index_sequence<MR16>());
+    run_kernel(dst, ith, nth, userdata, kernel<uint16_t, uint32_t>{ KC16, 2, MR16, pack_panel_bf16, tiles.data() });
 }
 
 // Weights widened to f32 (the avx2-f32 kernel's panels) on CPUs with AVX-512: one 16-float register per row of a
@@ -413,17 +393,13 @@ PALI_AVX512 void tile_f32x16(int kc, const float * x, int64_t ldx, const float *
     store_rows16<ROWS>(acc, out, ldo, first, ep, col, hl);
 }
 
-template <int ROWS>
-PALI_AVX512 void tile_rows_f32x16(int rows, int kc, const float * x, int64_t ldx, const float * panel, float * out, int64_t ldo, bool first,
-                                  const epilogue * ep, int64_t col, const head_layout & hl) {
-    if constexpr (ROWS > 1) {
-        if (rows < ROWS) return tile_rows_f32x16<ROWS - 1>(rows, kc, x, ldx, panel, out, ldo, first, ep, col, hl);
-    }
-    tile_f32x16<ROWS>(kc, x, ldx, panel, out, ldo, first, ep, col, hl);
+template <size_t... R> constexpr std::array<tile_fn<float, float>, sizeof...(R)> f32x16_tiles(std::index_sequence<R...>) {
+    return { { &tile_f32x16<R + 1>... } };
 }
 
 void gemm_op_f32x16(ggml_tensor * dst, int ith, int nth, void * userdata) {
-    gemm_f32(dst, ith, nth, userdata, MR16, tile_rows_f32x16<MR16>);
+    static constexpr auto tiles = f32x16_tiles(std::make_index_sequence<MR16>());
+    run_kernel(dst, ith, nth, userdata, kernel<float, float>{ KC, 1, MR16, pack_panel, tiles.data() });
 }
 PALI_AVX512BF16 void round_bf16(const float * x, uint16_t * y, int64_t n) {
     int64_t i = 0;
