@@ -39,13 +39,7 @@ double run_product(const char * type_name, const char * path, int64_t m, int64_t
         return -1.0;
     }
     // any ggml weight type by its ggml name ("f32", "f16", "bf16", "q8_0", "q4_K", …) whose blocks tile a row
-    ggml_type type = GGML_TYPE_COUNT;
-    for (int t = 0; t < GGML_TYPE_COUNT && type_name != nullptr; t++) {
-        const char * name = ggml_type_name((ggml_type) t);
-        if (name != nullptr && strcmp(name, type_name) == 0 && ggml_blck_size((ggml_type) t) > 0 && ggml_type_size((ggml_type) t) > 0) {
-            type = (ggml_type) t;
-        }
-    }
+    const ggml_type type = pali::type_by_name(type_name);
     if (type == GGML_TYPE_COUNT || k % ggml_blck_size(type) != 0) {
         pali::fail(PALI_ERR_INVALID_ARGUMENT, std::string("matrix product: no ggml weight type \"") + (type_name ? type_name : "") +
                                                   "\" whose blocks tile a row of " + std::to_string(k));
@@ -143,10 +137,7 @@ extern "C" int32_t pali_matmul(const char * type, const char * path, int32_t m, 
                                const float * bias, int32_t gelu, int32_t head, float * out, size_t out_len, int32_t n_threads) {
     return pali::guard("pali_matmul", [&]() -> int32_t {
         if (w == nullptr || x == nullptr || out == nullptr) return pali::fail(PALI_ERR_INVALID_ARGUMENT, "matmul: w, x and out are required");
-        ggml_type t = GGML_TYPE_COUNT;
-        for (int i = 0; i < GGML_TYPE_COUNT && type != nullptr; i++) {
-            if (ggml_type_name((ggml_type) i) != nullptr && strcmp(ggml_type_name((ggml_type) i), type) == 0) t = (ggml_type) i;
-        }
+        const ggml_type t = pali::type_by_name(type);
         if (t != GGML_TYPE_COUNT && k > 0 && n > 0 && ggml_blck_size(t) > 0 && k % ggml_blck_size(t) == 0 &&
             w_bytes != ggml_row_size(t, k) * (size_t) n) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "matmul: " + std::to_string(n) + " rows of " + std::to_string(k) + " " + type + " values take " +
@@ -167,10 +158,7 @@ extern "C" int32_t pali_matmul(const char * type, const char * path, int32_t m, 
 
 extern "C" const char * pali_gemm_kernel(const char * type, int32_t k) {
     ggml_tensor w{}; // only the type and the row length decide
-    w.type = GGML_TYPE_COUNT;
-    for (int i = 0; i < GGML_TYPE_COUNT && type != nullptr; i++) {
-        if (ggml_type_name((ggml_type) i) != nullptr && strcmp(ggml_type_name((ggml_type) i), type) == 0) w.type = (ggml_type) i;
-    }
+    w.type = pali::type_by_name(type);
     const bool type_ok = w.type == GGML_TYPE_F32 || w.type == GGML_TYPE_F16 || w.type == GGML_TYPE_BF16 || w.type == GGML_TYPE_Q8_0;
     w.ne[0] = k;
     const char * kernel = type_ok && k > 0 ? pali::cpu_gemm_kernel(&w) : nullptr;

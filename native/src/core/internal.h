@@ -5,6 +5,8 @@
 
 #include "pali.h"
 
+#include "ggml.h"
+
 #include <string>
 
 namespace pali {
@@ -14,6 +16,9 @@ int32_t fail(int32_t status, const std::string & msg);
 
 // Clears this thread's last error.
 void clear_error();
+
+// The ggml type whose name matches (case-insensitively: "q4_K", "q4_k"), or GGML_TYPE_COUNT.
+ggml_type type_by_name(const char * name);
 
 // Logs through the callback set with pali_log_set().
 void log(pali_log_level level, const char * fmt, ...);

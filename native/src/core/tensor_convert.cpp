@@ -9,9 +9,8 @@
 #include <thread>
 #include <vector>
 
-namespace {
+namespace pali {
 
-// The ggml type whose name matches (case-insensitively), or GGML_TYPE_COUNT.
 ggml_type type_by_name(const char * name) {
     if (name == nullptr) return GGML_TYPE_COUNT;
     std::string want(name);
@@ -25,6 +24,10 @@ ggml_type type_by_name(const char * name) {
     }
     return GGML_TYPE_COUNT;
 }
+
+} // namespace pali
+
+namespace {
 
 void convert_range(ggml_type type, const float * src, int64_t first_row, int64_t n_rows, int64_t n_per_row, char * dst) {
     const size_t row_size = ggml_row_size(type, n_per_row);
@@ -52,7 +55,7 @@ void convert_range(ggml_type type, const float * src, int64_t first_row, int64_t
 extern "C" {
 
 int64_t pali_row_size(const char * type, int64_t n_per_row) {
-    const ggml_type t = type_by_name(type);
+    const ggml_type t = pali::type_by_name(type);
     if (t == GGML_TYPE_COUNT) {
         return pali::fail(PALI_ERR_INVALID_ARGUMENT, std::string("unknown ggml type ") + (type ? type : "(null)"));
     }
@@ -68,7 +71,7 @@ int32_t pali_convert_rows(const char * type, const float * src, int64_t n_rows, 
     return pali::guard("pali_convert_rows", [&]() -> int32_t {
         const int64_t row_size = pali_row_size(type, n_per_row);
         if (row_size < 0) return (int32_t) row_size;
-        const ggml_type t = type_by_name(type);
+        const ggml_type t = pali::type_by_name(type);
         if (src == nullptr || dst == nullptr || n_rows < 0) {
             return pali::fail(PALI_ERR_INVALID_ARGUMENT, "src, dst and a non-negative row count are required");
         }

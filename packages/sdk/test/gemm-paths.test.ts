@@ -1,14 +1,16 @@
 /**
- * pali's product backend for the decoder's prefill (native/src/model/gemm_backend.cpp): an accelerator device
- * where the CPU runs pali's product, whose log-probabilities on f32 and bf16 decoders equal those of ggml's
- * product (PALI_TEXT_GEMM=ggml) and transformers'. Each setting runs in its own process (it is chosen at start).
+ * Where pali's own product runs (native/src/model/cpu_gemm.cpp): the image encoder's linear layers, whose
+ * features equal those of ggml's product (PALI_VISION_GEMM=ggml) and transformers'; and the decoder's prefill
+ * backend (gemm_backend.cpp), an accelerator device whose log-probabilities on f32 and bf16 decoders equal those
+ * of ggml's product (PALI_TEXT_GEMM=ggml) and transformers'. Each setting runs in its own process (it is chosen
+ * at start).
  */
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadNative, systemInfo } from "@pali/core";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { ConvertedFixtures, referenceCases, references } from "./helpers.js";
+import { ConvertedFixtures, maxRelative, readF32, referenceCases, references } from "./helpers.js";
 
 const sdk = join(dirname(fileURLToPath(import.meta.url)), "..");
 const fx = new ConvertedFixtures();
@@ -17,9 +19,20 @@ afterAll(() => fx.cleanup());
 
 const supported = loadNative().gemmKernel("f32", 64) !== "";
 
+// what a child prints on its last line, as JSON
+function child(script: string, args: string[], env: Record<string, string>): unknown {
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script, ...args], {
+    cwd: sdk,
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1) as string);
+}
+
 // the suffix log-probabilities of each reference case: the prefix (256 image tokens and the prompt) is prefilled
 // in one batch, which the backend takes
-const script = `
+const scoreScript = `
 import { PaliGemma } from "@pali/sdk";
 const [model, mmproj, cases] = process.argv.slice(1);
 const pg = await PaliGemma.load({ model, mmproj, kvCacheType: "f32", flashAttention: false, threads: 2 });
@@ -30,14 +43,33 @@ pg.dispose();
 `;
 
 function logprobs(files: { model: string; mmproj: string }, cases: object[], env: Record<string, string>): number[][] {
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script, files.model, files.mmproj, JSON.stringify(cases)], {
-    cwd: sdk,
-    encoding: "utf8",
-    env: { ...process.env, ...env },
-  });
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout.trim().split("\n").at(-1) as string);
+  return child(scoreScript, [files.model, files.mmproj, JSON.stringify(cases)], env) as number[][];
 }
+
+// one image's features
+const encodeScript = `
+import { PaliGemma } from "@pali/sdk";
+const [model, mmproj, image] = process.argv.slice(1);
+const pg = await PaliGemma.load({ model, mmproj, threads: 2 });
+console.log(JSON.stringify(Array.from((await pg.encodeImage(image)).data)));
+pg.dispose();
+`;
+
+it.skipIf(!supported)("encodes with the features of ggml's product and transformers' (f32 tower, 256 patches)", async () => {
+  const files = await fx.convert("pg1-224", "f32", "f32");
+  for (const c of (await referenceCases("pg1-224")).slice(0, 2)) {
+    const image = join(references, "images", `${c.photo}.png`);
+    const want = await readF32(join(references, "pg1-224", `features-${c.photo}.f32`));
+    const ours = Float32Array.from(child(encodeScript, [files.model, files.mmproj, image], {}) as number[]);
+    const theirs = Float32Array.from(
+      child(encodeScript, [files.model, files.mmproj, image], { PALI_VISION_GEMM: "ggml" }) as number[],
+    );
+    expect(maxRelative(ours, want)).toBeLessThanOrEqual(1e-4);
+    expect(maxRelative(theirs, want)).toBeLessThanOrEqual(1e-4);
+    // and pali's product did run: its sums (and its GELU) differ from ggml's in the last bits
+    expect(ours).not.toEqual(theirs);
+  }
+});
 
 it("is an accelerator device where pali's product runs, and not with PALI_TEXT_GEMM=ggml or a GPU", () => {
   const devices = systemInfo().devices;
